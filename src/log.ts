@@ -1,0 +1,58 @@
+// SMlog-style logging: one line per event, `<time> SM: [pid] message`, like the
+// Python stack's util.SMlog. Destination, in order of preference: syslog facility
+// local2 (what /var/log/SMlog collects on a host) when a syslog socket and the
+// native helper exist, else the file named by FLATSNAP_SMLOG, else stderr.
+// stdout is never a destination: it carries the XML-RPC response alone.
+import winston from 'winston';
+import Transport from 'winston-transport';
+import { existsSync } from 'node:fs';
+import { loadNative } from './native.js';
+
+const pid = process.pid;
+
+const smlogLine = winston.format.printf((info) => {
+  const t = new Date().toISOString().replace('T', ' ').replace('Z', '');
+  const lvl = info.level === 'info' ? '' : `${String(info.level).toUpperCase()}: `;
+  return `${t} SM: [${pid}] ${lvl}${String(info.message)}`;
+});
+
+class SyslogTransport extends Transport {
+  constructor(private readonly send: (line: string, err: boolean) => boolean) {
+    super();
+  }
+  override log(info: Record<string | symbol, unknown>, next: () => void): void {
+    // syslog adds its own time and ident: send only the `[pid] message` part.
+    const lvl = info.level === 'info' ? '' : `${String(info.level).toUpperCase()}: `;
+    const line = `[${pid}] ${lvl}${String(info.message)}`;
+    // A syslog daemon that went away must not lose the line: stderr is captured by xapi.
+    if (!this.send(line, info.level === 'error')) process.stderr.write(`SM: ${line}\n`);
+    next();
+  }
+}
+
+function pickTransport(): winston.transport {
+  const file = process.env.FLATSNAP_SMLOG;
+  if (file) return new winston.transports.File({ filename: file, format: smlogLine });
+  const sock = process.env.FLATSNAP_SYSLOG_SOCKET ?? '/dev/log';
+  const native = existsSync(sock) && process.env.FLATSNAP_NO_SYSLOG !== '1' ? loadNative() : undefined;
+  if (native) return new SyslogTransport((line, err) => native.syslog(sock, err ? 3 : 6, line));
+  return new winston.transports.Stream({ stream: process.stderr, format: smlogLine });
+}
+
+let logger: winston.Logger | undefined;
+
+export function log(): winston.Logger {
+  logger ??= winston.createLogger({ level: process.env.FLATSNAP_LOG_LEVEL ?? 'info', transports: [pickTransport()] });
+  return logger;
+}
+
+/** Waits until every line has been handed to its destination (before process exit). */
+export async function flushLog(): Promise<void> {
+  const l = logger;
+  if (!l) return;
+  await new Promise<void>((resolve) => {
+    l.on('finish', () => resolve());
+    l.end();
+    setTimeout(resolve, 500).unref();
+  });
+}

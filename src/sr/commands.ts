@@ -1,0 +1,2 @@
+// Every command module registers itself here; importing this file fills the table.
+import './driver-info.js';
