@@ -1,7 +1,7 @@
 // The typed SMAPIv1 request: argv[1] decoded into the keys of xapi's sm_exec
 // `call` record, with the positional `args` decoded per command. Everything is
 // validated here, before any handler runs, so bad input changes nothing.
-import { badRequest } from '../errors.js';
+import { SmError, badRequest } from '../errors.js';
 import { decodeMethodCall, isStruct, XmlRpcDecodeError, type XmlRpcStruct, type XmlRpcValue } from './xmlrpc.js';
 import {
   parseBool,
@@ -175,7 +175,21 @@ export function parseArgv(argv: string[]): SmRequest {
   return parseRequest(argv[0]!);
 }
 
+// The XML parser silently drops control characters that arrive as character
+// references; a request carrying one is refused instead of quietly altered.
+function refuseControlReferences(xml: string): void {
+  for (const m of xml.matchAll(/&#(x[0-9a-f]+|[0-9]+);/gi)) {
+    const ref = m[1]!;
+    const cp = ref[0] === 'x' || ref[0] === 'X' ? parseInt(ref.slice(1), 16) : parseInt(ref, 10);
+    if ((cp < 0x20 && cp !== 0x09 && cp !== 0x0a && cp !== 0x0d) || (cp >= 0x7f && cp <= 0x9f)) {
+      const u = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+      throw new SmError('IllegalXMLChar', `the request contains the control character ${u} (${m[0]})`);
+    }
+  }
+}
+
 export function parseRequest(xml: string): SmRequest {
+  refuseControlReferences(xml);
   let call;
   try {
     call = decodeMethodCall(xml);
