@@ -6,16 +6,27 @@
  *    locks do not conflict with them on Linux, so nothing else interoperates.
  *  - Sending a line to syslog over a unix datagram socket, which Node's dgram
  *    module cannot do. The socket path is a parameter so tests can listen.
+ *  - The reflink backend's three syscalls: ioctl(FICLONE), statfs(2) (the
+ *    filesystem magic, which Node's fs.statfs reports but without f_flags) and
+ *    ioctl(FS_IOC_FIEMAP) to count extents. Their failures throw an Error whose
+ *    `code` is the errno name ('EOPNOTSUPP', 'EXDEV', 'ENOSPC', ...), with
+ *    `errno` (positive) and `syscall`, like Node's own system errors.
  *
  * Plain N-API in C, no node-addon-api, so it builds with gcc alone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <node_api.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,12 +155,247 @@ static napi_value js_syslog(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- reflink backend: FICLONE, statfs, FIEMAP ---------------------------- */
+
+/* The errno names the callers test for; anything else is "EUNKNOWN" with `errno`.
+ * (strerrorname_np would do this but needs glibc 2.32; dom0's is older.) */
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case ENXIO: return "ENXIO";
+    case E2BIG: return "E2BIG";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case EXDEV: return "EXDEV";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOTTY: return "ENOTTY";
+    case ETXTBSY: return "ETXTBSY";
+    case EFBIG: return "EFBIG";
+    case ENOSPC: return "ENOSPC";
+    case ESPIPE: return "ESPIPE";
+    case EROFS: return "EROFS";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS: return "ENOSYS";
+    case ELOOP: return "ELOOP";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EOPNOTSUPP: return "EOPNOTSUPP"; /* == ENOTSUP on Linux */
+    case ESTALE: return "ESTALE";
+    case EDQUOT: return "EDQUOT";
+    case ENOTCONN: return "ENOTCONN";
+    case EUCLEAN: return "EUCLEAN";
+    default: return NULL;
+  }
+}
+
+/* Throws Error(message) with .code = errno name, .errno = err, .syscall = syscall. */
+static napi_value throw_sys(napi_env env, const char *syscall, int err) {
+  char msg[256];
+  const char *name = errno_name(err);
+  napi_value code, message, error, num, sc;
+  snprintf(msg, sizeof msg, "%s: %s (%s)", syscall, strerror(err), name ? name : "EUNKNOWN");
+  if (napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+      napi_create_error(env, code, message, &error) != napi_ok ||
+      napi_create_int32(env, err, &num) != napi_ok ||
+      napi_set_named_property(env, error, "errno", num) != napi_ok ||
+      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", sc) != napi_ok) {
+    napi_throw_error(env, name, msg);
+    return NULL;
+  }
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int set_number(napi_env env, napi_value obj, const char *key, double value) {
+  napi_value v;
+  if (napi_create_double(env, value, &v) != napi_ok) return -1;
+  return napi_set_named_property(env, obj, key, v) == napi_ok ? 0 : -1;
+}
+
+/*
+ * ficlone(srcFd, dstFd): ioctl(dstFd, FICLONE, srcFd) -- dst becomes a reflink
+ * copy of the whole of src. srcFd must be open for reading, dstFd for writing
+ * (not O_APPEND). Both must be on the same mount (EXDEV otherwise, even for two
+ * bind mounts of one filesystem); EOPNOTSUPP when the filesystem cannot share
+ * extents; EINVAL for unaligned sizes on some filesystems. Synchronous: the
+ * kernel flushes src's dirty pages and walks its extent map before returning.
+ */
+static napi_value js_ficlone(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int src, dst, rc;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || arg_int(env, argv[0], &src) || arg_int(env, argv[1], &dst)) {
+    napi_throw_type_error(env, NULL, "ficlone(srcFd: number, dstFd: number)");
+    return NULL;
+  }
+  do {
+    rc = ioctl(dst, FICLONE, src);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, "ioctl(FICLONE)", errno);
+  return NULL;
+}
+
+/*
+ * statfs(path) -> { type, bsize, frsize, blocks, bfree, bavail, files, ffree,
+ * namelen, flags }. `type` is the magic number (OCFS2 0x7461636f, XFS
+ * 0x58465342, btrfs 0x9123683e); `flags` are the mount flags (ST_RDONLY = 1).
+ * Block counts are in frsize units (bsize when frsize is 0); numbers are doubles,
+ * exact below 2^53.
+ */
+static napi_value js_statfs(napi_env env, napi_callback_info info) {
+  size_t argc = 1, plen;
+  napi_value argv[1], result;
+  char path[4096];
+  struct statfs st;
+  int rc;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok) {
+    napi_throw_type_error(env, NULL, "statfs(path: string)");
+    return NULL;
+  }
+  if (plen >= sizeof path - 1) return throw_sys(env, "statfs", ENAMETOOLONG);
+  do {
+    rc = statfs(path, &st);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, "statfs", errno);
+  CHECK(env, napi_create_object(env, &result));
+  if (set_number(env, result, "type", (double)(unsigned long)st.f_type) ||
+      set_number(env, result, "bsize", (double)st.f_bsize) ||
+      set_number(env, result, "frsize", (double)st.f_frsize) ||
+      set_number(env, result, "blocks", (double)st.f_blocks) ||
+      set_number(env, result, "bfree", (double)st.f_bfree) ||
+      set_number(env, result, "bavail", (double)st.f_bavail) ||
+      set_number(env, result, "files", (double)st.f_files) ||
+      set_number(env, result, "ffree", (double)st.f_ffree) ||
+      set_number(env, result, "namelen", (double)st.f_namelen) ||
+      set_number(env, result, "flags", (double)st.f_flags)) {
+    napi_throw_error(env, NULL, "statfs: could not build the result");
+    return NULL;
+  }
+  return result;
+}
+
+/* fiemapCount(fd) -> number of extents (FIEMAP_FLAG_SYNC, count-only call). */
+static napi_value js_fiemap_count(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int fd, rc;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "fiemapCount(fd: number)");
+    return NULL;
+  }
+  struct fiemap fm;
+  memset(&fm, 0, sizeof fm);
+  fm.fm_start = 0;
+  fm.fm_length = FIEMAP_MAX_OFFSET;
+  fm.fm_flags = FIEMAP_FLAG_SYNC;
+  fm.fm_extent_count = 0; /* count only */
+  do {
+    rc = ioctl(fd, FS_IOC_FIEMAP, &fm);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, "ioctl(FS_IOC_FIEMAP)", errno);
+  CHECK(env, napi_create_double(env, (double)fm.fm_mapped_extents, &result));
+  return result;
+}
+
+/*
+ * fiemapStats(fd) -> { extents, fragments, shared, bytes, sharedBytes }: walks
+ * the whole extent map in batches. `extents` is what FIEMAP reports, `fragments`
+ * merges neighbours that are contiguous both logically and physically (XFS
+ * splits one physical extent wherever its shared/unshared state changes, so its
+ * `extents` overstate fragmentation; `fragments` is the seek count). `shared`
+ * counts extents flagged FIEMAP_EXTENT_SHARED (still shared with a reflink
+ * copy); bytes are logical lengths of mapped extents.
+ */
+#define FIEMAP_BATCH 512
+static napi_value js_fiemap_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int fd, rc = 0, err = 0;
+  double extents = 0, fragments = 0, shared = 0, bytes = 0, shared_bytes = 0;
+  __u64 log_end = 0, phys_end = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "fiemapStats(fd: number)");
+    return NULL;
+  }
+  size_t size = sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
+  struct fiemap *fm = malloc(size);
+  if (!fm) return throw_sys(env, "malloc", ENOMEM);
+  __u64 start = 0;
+  __u32 flags = FIEMAP_FLAG_SYNC;
+  for (;;) {
+    memset(fm, 0, size);
+    fm->fm_start = start;
+    fm->fm_length = FIEMAP_MAX_OFFSET - start;
+    fm->fm_flags = flags;
+    fm->fm_extent_count = FIEMAP_BATCH;
+    do {
+      rc = ioctl(fd, FS_IOC_FIEMAP, fm);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+      err = errno;
+      break;
+    }
+    flags = 0; /* flushed once is enough */
+    if (fm->fm_mapped_extents == 0) break;
+    bool last = false;
+    for (__u32 i = 0; i < fm->fm_mapped_extents; i++) {
+      const struct fiemap_extent *fe = &fm->fm_extents[i];
+      extents += 1;
+      if (extents == 1 || fe->fe_logical != log_end || fe->fe_physical != phys_end) fragments += 1;
+      log_end = fe->fe_logical + fe->fe_length;
+      phys_end = fe->fe_physical + fe->fe_length;
+      bytes += (double)fe->fe_length;
+      if (fe->fe_flags & FIEMAP_EXTENT_SHARED) {
+        shared += 1;
+        shared_bytes += (double)fe->fe_length;
+      }
+      if (fe->fe_flags & FIEMAP_EXTENT_LAST) last = true;
+    }
+    const struct fiemap_extent *tail = &fm->fm_extents[fm->fm_mapped_extents - 1];
+    __u64 next = tail->fe_logical + tail->fe_length;
+    if (last || next <= start) break;
+    start = next;
+  }
+  free(fm);
+  if (err) return throw_sys(env, "ioctl(FS_IOC_FIEMAP)", err);
+  CHECK(env, napi_create_object(env, &result));
+  if (set_number(env, result, "extents", extents) || set_number(env, result, "fragments", fragments) ||
+      set_number(env, result, "shared", shared) ||
+      set_number(env, result, "bytes", bytes) || set_number(env, result, "sharedBytes", shared_bytes)) {
+    napi_throw_error(env, NULL, "fiemapStats: could not build the result");
+    return NULL;
+  }
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lock", NULL, js_lock, NULL, NULL, NULL, napi_default, NULL},
       {"unlock", NULL, js_unlock, NULL, NULL, NULL, napi_default, NULL},
       {"holder", NULL, js_holder, NULL, NULL, NULL, napi_default, NULL},
       {"syslog", NULL, js_syslog, NULL, NULL, NULL, napi_default, NULL},
+      {"ficlone", NULL, js_ficlone, NULL, NULL, NULL, napi_default, NULL},
+      {"statfs", NULL, js_statfs, NULL, NULL, NULL, napi_default, NULL},
+      {"fiemapCount", NULL, js_fiemap_count, NULL, NULL, NULL, napi_default, NULL},
+      {"fiemapStats", NULL, js_fiemap_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -1,5 +1,6 @@
 // Loader for the small native helper (native/flatsnap.c): POSIX fcntl record
-// locks, which Node lacks and which the stock SM's lock.py uses, plus syslog(3).
+// locks, which Node lacks and which the stock SM's lock.py uses, plus syslog(3),
+// plus the reflink backend's FICLONE, statfs(2) and FIEMAP.
 // It is looked up next to the running bundle first (the installed layout), then in
 // the source tree's build directory.
 import { createRequire } from 'node:module';
@@ -15,6 +16,45 @@ export interface Native {
   holder(fd: number, exclusive: boolean): number;
   /** Sends one local2 line to the syslog socket at `path`; false if it could not. */
   syslog(path: string, priority: number, message: string): boolean;
+
+  // The reflink backend's syscalls. Failures throw an Error with `code` = errno
+  // name ('EOPNOTSUPP', 'EXDEV', 'ENOSPC', 'EROFS', 'EBADF', ...; 'EUNKNOWN' for
+  // names the addon does not know), `errno` (positive) and `syscall`.
+
+  /** ioctl(dstFd, FICLONE, srcFd): dst becomes a reflink copy of all of src (same mount only). */
+  ficlone(srcFd: number, dstFd: number): void;
+  /** statfs(2): `type` is the filesystem magic, `flags` the mount flags (ST_RDONLY = 1). */
+  statfs(path: string): NativeStatfs;
+  /** Number of extents of the file (FS_IOC_FIEMAP with FIEMAP_FLAG_SYNC, count only). */
+  fiemapCount(fd: number): number;
+  /** Walks the extent map: extents, physically contiguous fragments, how many are still shared, mapped bytes. */
+  fiemapStats(fd: number): NativeFiemapStats;
+}
+
+/** statfs(2) as the addon returns it; block counts are in `frsize` units (`bsize` if 0). */
+export interface NativeStatfs {
+  type: number;
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namelen: number;
+  flags: number;
+}
+
+export interface NativeFiemapStats {
+  /** Extents as FIEMAP reports them (XFS also splits where sharing changes). */
+  extents: number;
+  /** Runs contiguous both logically and physically: the fragmentation that costs seeks. */
+  fragments: number;
+  /** Extents flagged FIEMAP_EXTENT_SHARED. */
+  shared: number;
+  /** Sum of the mapped extents' lengths. */
+  bytes: number;
+  sharedBytes: number;
 }
 
 let cached: Native | null | undefined;
