@@ -3,14 +3,22 @@
 // local2 (what /var/log/SMlog collects on a host) when a syslog socket and the
 // native helper exist, else the file named by FLATSNAP_SMLOG, else stderr.
 // stdout is never a destination: it carries the XML-RPC response alone.
-import winston from 'winston';
+//
+// winston's index eagerly loads its File and Http transports, and with them
+// zlib, http and https: tens of milliseconds on every xapi exec. So only the
+// logger core and the Stream transport are imported, and a log file is just an
+// append stream.
+import type { Logger, transport } from 'winston';
+import createLogger from 'winston/lib/winston/create-logger.js';
+import StreamTransport from 'winston/lib/winston/transports/stream.js';
+import printf from 'logform/printf.js';
 import Transport from 'winston-transport';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { loadNative } from './native.js';
 
 const pid = process.pid;
 
-const smlogLine = winston.format.printf((info) => {
+const smlogLine = printf((info) => {
   const t = new Date().toISOString().replace('T', ' ').replace('Z', '');
   const lvl = info.level === 'info' ? '' : `${String(info.level).toUpperCase()}: `;
   return `${t} SM: [${pid}] ${lvl}${String(info.message)}`;
@@ -30,19 +38,19 @@ class SyslogTransport extends Transport {
   }
 }
 
-function pickTransport(): winston.transport {
+function pickTransport(): transport {
   const file = process.env.FLATSNAP_SMLOG;
-  if (file) return new winston.transports.File({ filename: file, format: smlogLine });
+  if (file) return new StreamTransport({ stream: createWriteStream(file, { flags: 'a' }), format: smlogLine });
   const sock = process.env.FLATSNAP_SYSLOG_SOCKET ?? '/dev/log';
   const native = existsSync(sock) && process.env.FLATSNAP_NO_SYSLOG !== '1' ? loadNative() : undefined;
   if (native) return new SyslogTransport((line, err) => native.syslog(sock, err ? 3 : 6, line));
-  return new winston.transports.Stream({ stream: process.stderr, format: smlogLine });
+  return new StreamTransport({ stream: process.stderr, format: smlogLine });
 }
 
-let logger: winston.Logger | undefined;
+let logger: Logger | undefined;
 
-export function log(): winston.Logger {
-  logger ??= winston.createLogger({ level: process.env.FLATSNAP_LOG_LEVEL ?? 'info', transports: [pickTransport()] });
+export function log(): Logger {
+  logger ??= createLogger({ level: process.env.FLATSNAP_LOG_LEVEL ?? 'info', transports: [pickTransport()] });
   return logger;
 }
 

@@ -1,5 +1,7 @@
-// Bundled into plugin/FlatSnapSR, the executable xapi runs for type=flatsnap.
+// Bundled into plugin/flatsnap-lib/driver.cjs, run by plugin/FlatSnapSR: the
+// executable xapi runs for SRs of type flatsnap.
 import { main } from '../main.js';
 
-await main(process.argv.slice(2));
-process.exitCode = 0;
+void main(process.argv.slice(2)).then(() => {
+  process.exitCode = 0;
+});
