@@ -1,0 +1,136 @@
+// The simulator core: DB bootstrap (pool, host, dom0), plugin registration,
+// the method table, Async task runs and xapi's background SR auto-scan.
+import { Db } from './db.js';
+import { dispatch, registerGenerated, registerSession, Registry, type Ctx, type MethodDef, type Settings, type SimCore } from './api.js';
+import { registerEvents } from './events.js';
+import { registerSr, pbdPlug, srScan } from './flows/sr.js';
+import { registerVdi, registerVdiRevert } from './flows/vdi.js';
+import { registerVm } from './flows/vm.js';
+import { discoverPlugins } from './sm-exec.js';
+import { createTask, finishTask, registerTasks } from './tasks.js';
+import { ApiError, NULL_REF, type Wire } from './wire.js';
+import { randomUUID } from 'node:crypto';
+
+export class Sim implements SimCore {
+  readonly methods: Map<string, MethodDef>;
+  private readonly reg = new Registry();
+  host = NULL_REF;
+  pool = NULL_REF;
+  dom0 = NULL_REF;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private readonly running = new Set<Promise<unknown>>();
+
+  constructor(
+    readonly db: Db,
+    readonly settings: Settings,
+    readonly log: (s: string) => void = () => undefined,
+  ) {
+    registerGenerated(this.reg);
+    registerSession(this.reg);
+    registerEvents(this.reg);
+    registerTasks(this.reg);
+    registerSr(this.reg);
+    registerVdi(this.reg);
+    registerVm(this.reg);
+    if (settings.revertFlow === 'vdi-revert') registerVdiRevert(this.reg);
+    this.reg.add('system.listMethods', { params: [], noSession: true, fn: () => this.reg.listMethods() });
+    this.reg.add('pool.get_master', { params: [['self', 'ref']], fn: (c, self: string) => c.db.field<string>('pool', self, 'master') });
+    this.methods = this.reg.methods;
+  }
+
+  internalCtx(method: string): Ctx {
+    return { sim: this, db: this.db, session: NULL_REF, task: `DummyRef:|${randomUUID()}|${method}`, method };
+  }
+
+  async boot(): Promise<void> {
+    const db = this.db;
+    this.host = db.all('host')[0] ?? '';
+    if (this.host === '') {
+      this.host = db.create('host', {
+        name_label: 'xapi-sim',
+        hostname: 'xapi-sim',
+        address: '127.0.0.1',
+        software_version: { product_brand: 'XCP-ng', product_version: '8.3.0', xapi: '26.4', platform_name: 'XCP', xapi_build: 'sim' },
+        API_version_vendor_implementation: {},
+        enabled: true,
+        local_cache_sr: NULL_REF,
+      });
+    }
+    this.pool = db.all('pool')[0] ?? db.create('pool', { name_label: '', master: this.host });
+    this.dom0 =
+      db.where('VM', (v) => v.is_control_domain === true)[0] ??
+      db.create('VM', {
+        name_label: 'Control domain on host: xapi-sim',
+        is_control_domain: true,
+        power_state: 'Running',
+        resident_on: this.host,
+        domid: 0,
+        domain_type: 'pv',
+      });
+    // sessions from before a restart stay valid (xapi keeps them in its DB); SM sessions do not
+    for (const s of db.where('session', (r) => r.auth_user_name === '__sm__backend')) db.destroy('session', s);
+    await discoverPlugins(this.internalCtx('sm_register'), this.log);
+    db.flush();
+  }
+
+  /** After a restart xapi re-plugs the PBDs that were attached (sr_attach again). */
+  async replug(): Promise<void> {
+    for (const pbd of this.db.where('PBD', (p) => p.currently_attached === true && p.host === this.host)) {
+      this.db.set('PBD', pbd, 'currently_attached', false);
+      try {
+        await pbdPlug(this.internalCtx('PBD.plug'), pbd);
+      } catch (e) {
+        this.log(`re-plugging ${pbd} failed: ${e instanceof ApiError ? e.description.join(' ') : String(e)}`);
+      }
+    }
+    this.db.flush();
+  }
+
+  call(method: string, params: unknown[]): Promise<Wire> {
+    return dispatch(this, method, params);
+  }
+
+  startAsync(ctx: Ctx, method: string, run: (ctx: Ctx) => Promise<Wire | void>): string {
+    const task = createTask(this.db, this.host, method, '', ctx.session);
+    const c: Ctx = { ...ctx, task };
+    const p = (async () => {
+      try {
+        finishTask(this.db, task, { ok: true, value: await run(c) });
+      } catch (e) {
+        finishTask(this.db, task, { ok: false, error: e });
+      } finally {
+        this.db.flush();
+      }
+    })();
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+    return task;
+  }
+
+  /** xapi's scanning thread: SRs with other_config dirty or auto-scan=true, every 30 s. */
+  startAutoScan(): void {
+    const tick = async () => {
+      for (const sr of this.db.all('SR')) {
+        const oc = this.db.field<Record<string, string>>('SR', sr, 'other_config');
+        const plugged = this.db.where('PBD', (p) => p.SR === sr && p.currently_attached === true).length > 0;
+        if (!plugged || !(oc['auto-scan'] === 'true' || Object.hasOwn(oc, 'dirty'))) continue;
+        await srScan(this.internalCtx('SR.scan'), sr).catch((e) => this.log(`auto-scan of ${sr}: ${String(e)}`));
+        this.db.flush();
+      }
+      schedule();
+    };
+    const schedule = () => {
+      const oc = this.db.has('host', this.host) ? this.db.field<Record<string, string>>('host', this.host, 'other_config') : {};
+      const secs = Number(oc['auto-scan-interval'] ?? 30);
+      this.scanTimer = setTimeout(() => void tick(), (Number.isFinite(secs) && secs > 0 ? secs : 30) * 1000);
+      this.scanTimer.unref();
+    };
+    schedule();
+  }
+
+  async stop(): Promise<void> {
+    if (this.scanTimer) clearTimeout(this.scanTimer);
+    await Promise.allSettled([...this.running]);
+    this.db.flush();
+  }
+}
