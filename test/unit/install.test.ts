@@ -1,0 +1,43 @@
+// plugin/install.sh into a scratch root: files in place, shebang naming an
+// absolute Node, sm-plugins restating the host's whole list, idempotent, and
+// the installed plugin answering xapi's discovery call in xapi's environment.
+import { execa } from 'execa';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pyLoads } from '../helpers/python.js';
+import { XAPI_ENV } from '../helpers/driver.js';
+import { smRequest } from '../helpers/requests.js';
+
+const XCPNG_LIST = 'ext nfs iscsi lvmoiscsi dummy file hba rawhba udev iso lvm lvmohba lvmofcoe shm smb cephfs glusterfs xfs zfs largeblock';
+let root: string;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'flatsnap-install-'));
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  writeFileSync(join(root, 'etc/xapi.conf'), `# xapi.conf\nsm-plugins=${XCPNG_LIST}\n`);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const install = () => execa('plugin/install.sh', ['--root', root, '--node', process.execPath]);
+
+test('installs the plugin with an absolute shebang and restates sm-plugins', async () => {
+  await install();
+  const sr = readFileSync(join(root, 'opt/xensource/sm/FlatSnapSR'), 'utf8');
+  expect(sr.split('\n')[0]).toBe(`#!${process.execPath}`);
+  expect(readFileSync(join(root, 'etc/xapi.conf.d/flatsnap.conf'), 'utf8')).toContain(`sm-plugins=${XCPNG_LIST} flatsnap\n`);
+});
+
+test('the installed plugin answers sr_get_driver_info in xapi environment', async () => {
+  const r = await execa(join(root, 'opt/xensource/sm/FlatSnapSR'), [smRequest('sr_get_driver_info')], {
+    env: { ...XAPI_ENV, FLATSNAP_SMLOG: '/dev/null' },
+    extendEnv: false,
+  });
+  const parsed = await pyLoads(r.stdout);
+  expect((parsed.params![0] as { name: string }).name).toBe('flatsnap');
+});
+
+test('running it again changes nothing', async () => {
+  await install();
+  const conf = readFileSync(join(root, 'etc/xapi.conf.d/flatsnap.conf'), 'utf8');
+  expect(conf.match(/flatsnap/g)!.length).toBe(2); // the comment and the list entry
+});
