@@ -2,6 +2,7 @@
 // Codes and descriptions are those of XE_SR_ERRORCODES.xml, so xapi shows
 // SR_BACKEND_FAILURE_<code> with the text administrators already know; xapi maps
 // 16, 24, 38, 39 and 144 to its own named errors (SR_DEVICE_IN_USE, VDI_IN_USE, ...).
+import { XapiError, XapiProtocolError, XapiTransportError } from './xapi/errors.js';
 
 export const SM_ERRORS = {
   InvalidArg: { code: 1, description: 'Invalid argument' },
@@ -21,6 +22,7 @@ export const SM_ERRORS = {
   VDIType: { code: 66, description: 'Invalid VDI type' },
   VDICreate: { code: 78, description: 'VDI Creation failed' },
   VDISize: { code: 79, description: 'VDI Invalid size' },
+  VDIDelete: { code: 80, description: 'Failed to mark VDI hidden' },
   VDIClone: { code: 81, description: 'Failed to clone VDI' },
   VDISnapshot: { code: 82, description: 'Failed to snapshot VDI' },
   VolNotFound: { code: 92, description: 'The volume cannot be found' },
@@ -62,11 +64,22 @@ export function formatFaultString(kind: SmErrorKind, detail?: string): string {
   return detail ? `${d} [opterr=${detail}]` : d;
 }
 
-/** What a failed command's fault should be: SmErrors keep theirs, anything else is generic. */
+/**
+ * What a failed command's fault should be: SmErrors keep theirs; a failed callback
+ * into xapi gets the API code for how it failed (xapi said Failure, xapi could not
+ * be reached, the reply was not XenAPI); anything else is generic.
+ */
 export function toFault(e: unknown): { code: number; message: string } {
   if (e instanceof SmError) return { code: e.code, message: e.message };
+  if (e instanceof XapiError) return apiFault('APIFailure', e);
+  if (e instanceof XapiTransportError) return apiFault('APISession', e);
+  if (e instanceof XapiProtocolError) return apiFault('APIProtocolError', e);
   const msg = e instanceof Error ? e.message : String(e);
   return { code: SM_ERRORS.GenericException.code, message: formatFaultString('GenericException', msg) };
+}
+
+function apiFault(kind: SmErrorKind, e: Error): { code: number; message: string } {
+  return { code: SM_ERRORS[kind].code, message: formatFaultString(kind, e.message) };
 }
 
 export const badRequest = (detail: string): SmError => new SmError('BadRequest', detail);
