@@ -62,15 +62,24 @@ export interface Backend {
   probe(): Promise<ProbeResult[]>;
 
   // --- objects ---------------------------------------------------------------
-  /** Every object under the SR, tombstones and internal snapshots included, in one bulk read. */
+  /**
+   * Every object under the SR, tombstones and internal snapshots included, in one bulk read.
+   * It may first complete storage work a crash interrupted (reflink: a swap-vdi), as every
+   * change (create ... resize) may: call those on the SR master under the SR lock.
+   * datapath and health only read and may be called on any host.
+   */
   inventory(): Promise<StoredObject[]>;
 
   // Lineage plan actions (src/lineage model.ts `Action`), one method each. Each
   // either completes or leaves storage as it was, so the control module can undo
   // finished steps in reverse when a later one fails.
-  create(id: string, meta: VdiMeta, size: number): Promise<StoredObject>;
+  //
+  // `time` (create, clone) is the plan action's `time`, recorded as the object's `created` so
+  // that what storage reports matches the model exactly; Date.now() when omitted. Snapshots
+  // take theirs from `name`.
+  create(id: string, meta: VdiMeta, size: number, time?: number): Promise<StoredObject>;
   snapshot(id: string, of: StoredObject, name: string, kind: 'snapshot' | 'internal-snapshot', meta?: VdiMeta): Promise<StoredObject>;
-  clone(id: string, from: StoredObject, meta?: VdiMeta): Promise<StoredObject>;
+  clone(id: string, from: StoredObject, meta?: VdiMeta, time?: number): Promise<StoredObject>;
   markTombstone(obj: StoredObject): Promise<void>;
   /** Re-points a VDI from volume `from` to volume `to`: afterwards `to` answers for the VDI. */
   swapVdi(vdi: string, from: StoredObject, to: StoredObject): Promise<void>;

@@ -61,6 +61,33 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
 }
 
 /**
+ * Creates `path` with `data` durably, refusing to replace it: like writeFileAtomic, but the
+ * temp file is published with link(2) (EEXIST if `path` exists, which is then untouched).
+ */
+export async function writeFileNew(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const dir = dirname(path);
+  const tmp = tempPath(dir, basename(path));
+  let fh: FileHandle | undefined;
+  let linked = false;
+  try {
+    fh = await open(tmp, 'wx', mode);
+    await fh.writeFile(data);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await link(tmp, path);
+    linked = true;
+    await unlink(tmp);
+    await fsyncDir(dir);
+  } catch (e) {
+    await discard(tmp, fh);
+    // Failed after the link (unlink or fsync): take the new name back, so a failure never leaves it.
+    if (linked) await unlink(path).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
  * Gives the finished temp file `tmp` its real name `final` (same directory) and
  * makes that durable. With `replace: false` an existing `final` is an EEXIST
  * error and is left alone: link(2) + unlink(2) instead of rename(2), the

@@ -1,32 +1,43 @@
-// An SR directory as VDI entries: one readdir, then one lstat and one sidecar
-// read per VDI. Nothing is repaired here; the caller (sr_scan, `flatsnap check`)
-// decides what to do with orphans and stale temp files.
+// An SR directory as image entries: one readdir, then one lstat and one sidecar
+// read per image. Nothing is repaired here; the caller (sr_scan, `flatsnap check`,
+// the backend's inventory) decides what to do with orphans and stale temp files.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mapErrors } from './fs-errors.js';
-import { SIDECAR_SUFFIX, isTempName, isVdiUuid, tempOwner } from './names.js';
-import { decodeSidecar, readSidecarText, type VdiMeta } from './sidecar.js';
+import { SIDECAR_SUFFIX, SR_MARKER, isTempName, parseObjectName, parseSwapName, tempOwner } from './names.js';
+import { decodeRecord, readSidecarText, validateVdiMeta, type ObjectRecord, type VdiMeta } from './sidecar.js';
 import { removeDurably } from './atomic.js';
 
 export interface VdiEntry {
+  /** The uuid in the image name: the VDI's for `<uuid>`, the object id for `<id>.hidden`. */
   uuid: string;
+  /** The image's file name: `<uuid>` or `<uuid>.hidden`. */
+  name: string;
+  /** `<id>.hidden`: an object that backs no VDI. */
+  hidden: boolean;
   path: string;
   /** Apparent size: the virtual size. */
   size: number;
   /** st_blocks * 512: shared extents count in every file that shares them. */
   allocated: number;
-  /** The sidecar's metadata; null when it is missing or invalid (see `problem`). */
+  /** The sidecar as a (version 2) object record, version 1 sidecars upgraded; null when missing or invalid. */
+  record: ObjectRecord | null;
+  /** A version 1 sidecar's metadata as written (null for version 2 sidecars, and when missing or invalid). */
   meta: VdiMeta | null;
   problem?: string;
 }
 
 export interface SrListing {
-  /** Sorted by uuid. */
+  /** Images (VDI images and hidden objects), sorted by name. */
   vdis: VdiEntry[];
-  /** uuids with a sidecar but no image (an interrupted create or delete). */
+  /** Image names with a sidecar but no image (an interrupted create or delete). */
   orphanSidecars: string[];
   /** `.flatsnap-tmp.*` names: work in progress, or left by a crash. */
   temps: string[];
+  /** VDI uuids with a swap intent (`.flatsnap-swap.<uuid>.json`): a swap to roll forward. */
+  swaps: string[];
+  /** The SR marker `.flatsnap-sr.json` is present. */
+  marker: boolean;
   /** Anything else (not ours; never touched). */
   other: string[];
 }
@@ -52,20 +63,26 @@ export async function listVdis(dir: string): Promise<SrListing> {
     const images: string[] = [];
     const orphanSidecars: string[] = [];
     const temps: string[] = [];
+    const swaps: string[] = [];
     const other: string[] = [];
+    let marker = false;
     for (const d of dirents) {
       const name = d.name;
-      if (isVdiUuid(name) && d.isFile()) images.push(name);
+      const swap = parseSwapName(name);
+      if (parseObjectName(name) !== undefined && d.isFile()) images.push(name);
       else if (isTempName(name)) temps.push(name);
-      else if (name.endsWith(SIDECAR_SUFFIX) && isVdiUuid(name.slice(0, -SIDECAR_SUFFIX.length))) {
-        const uuid = name.slice(0, -SIDECAR_SUFFIX.length);
-        if (!names.has(uuid)) orphanSidecars.push(uuid);
+      else if (name === SR_MARKER) marker = true;
+      else if (swap !== undefined) swaps.push(swap);
+      else if (name.endsWith(SIDECAR_SUFFIX) && parseObjectName(name.slice(0, -SIDECAR_SUFFIX.length)) !== undefined) {
+        const image = name.slice(0, -SIDECAR_SUFFIX.length);
+        if (!names.has(image)) orphanSidecars.push(image);
       } else other.push(name);
     }
     images.sort();
     const vdis = (
-      await mapLimit(images, 16, async (uuid): Promise<VdiEntry | undefined> => {
-        const path = join(dir, uuid);
+      await mapLimit(images, 16, async (name): Promise<VdiEntry | undefined> => {
+        const parsed = parseObjectName(name)!;
+        const path = join(dir, name);
         let st;
         try {
           st = await lstat(path);
@@ -73,12 +90,21 @@ export async function listVdis(dir: string): Promise<SrListing> {
           if ((e as { code?: unknown }).code === 'ENOENT') return undefined; // deleted meanwhile
           throw e;
         }
-        const entry: VdiEntry = { uuid, path, size: st.size, allocated: st.blocks * 512, meta: null };
-        if (!names.has(uuid + SIDECAR_SUFFIX)) {
+        const entry: VdiEntry = {
+          uuid: parsed.uuid,
+          name,
+          hidden: parsed.hidden,
+          path,
+          size: st.size,
+          allocated: st.blocks * 512,
+          record: null,
+          meta: null,
+        };
+        if (!names.has(name + SIDECAR_SUFFIX)) {
           entry.problem = 'no sidecar';
           return entry;
         }
-        const text = await readSidecarText(join(dir, uuid + SIDECAR_SUFFIX)).catch((e: unknown) => {
+        const text = await readSidecarText(join(dir, name + SIDECAR_SUFFIX)).catch((e: unknown) => {
           entry.problem = e instanceof Error ? e.message : String(e);
           return undefined;
         });
@@ -86,16 +112,24 @@ export async function listVdis(dir: string): Promise<SrListing> {
           entry.problem ??= 'no sidecar';
           return entry;
         }
-        const dec = decodeSidecar(text, uuid);
-        if (dec.ok) entry.meta = dec.meta;
-        else entry.problem = dec.problem;
+        const dec = decodeRecord(text, name);
+        if (!dec.ok) {
+          entry.problem = dec.problem;
+          return entry;
+        }
+        entry.record = dec.record;
+        if (dec.version === 1) {
+          const v1 = validateVdiMeta(JSON.parse(text), parsed.uuid);
+          if (v1.ok) entry.meta = v1.meta;
+        }
         return entry;
       })
     ).filter((e): e is VdiEntry => e !== undefined);
     orphanSidecars.sort();
     temps.sort();
+    swaps.sort();
     other.sort();
-    return { vdis, orphanSidecars, temps, other };
+    return { vdis, orphanSidecars, temps, swaps, marker, other };
   });
 }
 

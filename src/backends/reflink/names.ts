@@ -1,6 +1,12 @@
 // What the files in a reflink SR directory are called:
-//   <uuid>                       the VDI's sparse raw image (location == uuid)
-//   <uuid>.json                  its sidecar metadata
+//   <uuid>                       the sparse raw image that backs VDI <uuid> (location == uuid):
+//                                a volume, a snapshot VDI, or a tombstone of one
+//   <id>.hidden                  an object that backs no VDI: an internal snapshot, a helper
+//                                clone, a volume unbound by a revert
+//   <name>.json                  the sidecar of image <name> (its lineage record and VdiMeta)
+//   .flatsnap-sr.json            the SR marker (sr uuid, created, version)
+//   .flatsnap-swap.<uuid>.json   a swap-vdi of VDI <uuid> in progress (rolled forward on the
+//                                next inventory or attach)
 //   .flatsnap-tmp.<pid>-<hex>.<hint>  work in progress: never a VDI, removable when
 //                                no flatsnap process of this host is running `pid`
 import { randomBytes } from 'node:crypto';
@@ -9,6 +15,9 @@ import { SmError } from '../../errors.js';
 
 export const SIDECAR_SUFFIX = '.json';
 export const TEMP_PREFIX = '.flatsnap-tmp.';
+export const HIDDEN_SUFFIX = '.hidden';
+export const SR_MARKER = '.flatsnap-sr.json';
+export const SWAP_PREFIX = '.flatsnap-swap.';
 
 // Lower case only: request validation lower-cases uuids, and one spelling per VDI
 // keeps the directory free of near-duplicates.
@@ -46,4 +55,46 @@ export function isTempName(name: string): boolean {
 export function tempOwner(name: string): number | undefined {
   const m = /^\.flatsnap-tmp\.(\d+)-/.exec(name);
   return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The image name of an object: its VDI's uuid while it backs one (tombstones keep it), else
+ * `<id>.hidden`. The two namespaces never collide, so a revert can move the old volume off
+ * `<vdi>` to `<its id>.hidden` even when its id is that very uuid.
+ */
+export function objectName(id: string, vdi?: string): string {
+  return vdi !== undefined ? checkUuid(vdi) : `${checkUuid(id)}${HIDDEN_SUFFIX}`;
+}
+
+/** What an image name says: the uuid in it and whether it is a hidden object. undefined if not an image name. */
+export function parseObjectName(name: string): { uuid: string; hidden: boolean } | undefined {
+  if (isVdiUuid(name)) return { uuid: name, hidden: false };
+  if (name.endsWith(HIDDEN_SUFFIX)) {
+    const uuid = name.slice(0, -HIDDEN_SUFFIX.length);
+    if (isVdiUuid(uuid)) return { uuid, hidden: true };
+  }
+  return undefined;
+}
+
+/** `<dir>/<name>` for an image name (checked). */
+export function imagePath(dir: string, name: string): string {
+  if (parseObjectName(name) === undefined) throw new SmError('InvalidArg', `not an image name: ${JSON.stringify(name)}`);
+  return join(dir, name);
+}
+
+/** `<dir>/<name>.json` for an image name (checked). */
+export function imageSidecarPath(dir: string, name: string): string {
+  return imagePath(dir, name) + SIDECAR_SUFFIX;
+}
+
+/** The intent file of a swap of VDI `vdi`. */
+export function swapPath(dir: string, vdi: string): string {
+  return join(dir, `${SWAP_PREFIX}${checkUuid(vdi)}${SIDECAR_SUFFIX}`);
+}
+
+/** The VDI uuid of a swap intent file name, or undefined. */
+export function parseSwapName(name: string): string | undefined {
+  if (!name.startsWith(SWAP_PREFIX) || !name.endsWith(SIDECAR_SUFFIX)) return undefined;
+  const uuid = name.slice(SWAP_PREFIX.length, -SIDECAR_SUFFIX.length);
+  return isVdiUuid(uuid) ? uuid : undefined;
 }
