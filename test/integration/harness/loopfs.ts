@@ -4,18 +4,18 @@
 //
 // Policy (the same as the ZFS harness's): when a prerequisite is missing the
 // tests are skipped locally, but FAIL when CI=true, so CI can never go green by
-// silently skipping real storage. `requireRoot`/`describeRealStorage` below are a
-// minimal local copy of that policy until it is merged with harness/real-storage.ts.
+// silently skipping real storage (harness/real-storage.ts).
 //
 // Teardown (umount, losetup -d, rm) is attempted step by step even when an
 // earlier step fails; a busy mount is retried then lazily unmounted, and
 // `losetup -d` on a still-busy device sets autoclear. Work directories carry the
 // creating pid, so a later run reaps what a killed run left behind.
 import { execa, execaSync } from 'execa';
-import { accessSync, constants, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { describeRealStorage, requireRoot, requireTools } from './real-storage.js';
 
 export type LoopFsKind = 'xfs' | 'btrfs' | 'ext4' | 'tmpfs';
 
@@ -53,27 +53,8 @@ function workBase(): string {
 }
 
 // ---- policy ---------------------------------------------------------------
-
-export function isCi(): boolean {
-  return process.env.CI === 'true';
-}
-
-function onPath(tool: string): boolean {
-  for (const d of PATH.split(delimiter)) {
-    try {
-      accessSync(join(d, tool), constants.X_OK);
-      return true;
-    } catch {
-      // next
-    }
-  }
-  return false;
-}
-
-/** Why this process cannot run root-only tests, or undefined when it can. */
-export function requireRoot(): string | undefined {
-  return process.getuid?.() === 0 ? undefined : 'not running as root';
-}
+// The skip-locally / fail-under-CI policy is shared with the ZFS harness.
+export { describeRealStorage, isCi, requireRoot } from './real-storage.js';
 
 /** Why loop filesystems of these kinds cannot be made here, or undefined when they can. */
 export function loopFsMissing(kinds: readonly LoopFsKind[]): string | undefined {
@@ -85,30 +66,10 @@ export function loopFsMissing(kinds: readonly LoopFsKind[]): string | undefined 
     tools.add('losetup');
     tools.add(`mkfs.${k}`);
   }
-  const missing = [...tools].filter((t) => !onPath(t));
-  if (missing.length) return `missing tools: ${missing.join(', ')}`;
+  const missing = requireTools([...tools]);
+  if (missing) return missing;
   if (kinds.some((k) => k !== 'tmpfs') && !existsSync('/dev/loop-control')) return 'no /dev/loop-control';
   return undefined;
-}
-
-/**
- * describe() when `missing` is undefined; otherwise a skipped describe locally,
- * or under CI=true a describe whose single test fails with the reason.
- */
-export function describeRealStorage(title: string, missing: string | undefined, fn: () => void): void {
-  if (!missing) {
-    describe(title, fn);
-    return;
-  }
-  if (isCi()) {
-    describe(title, () => {
-      test('prerequisites for real-storage tests', () => {
-        throw new Error(`${title}: ${missing} (CI=true: real-storage tests must not be skipped)`);
-      });
-    });
-    return;
-  }
-  describe.skip(`${title} [skipped: ${missing}]`, fn);
 }
 
 /** describeRealStorage gated on loopFsMissing(kinds). */
