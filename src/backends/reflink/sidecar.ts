@@ -16,6 +16,9 @@ import { SmError } from '../../errors.js';
 import type { ObjectKind } from '../../lineage/model.js';
 import { isNameableTime } from '../../lineage/names.js';
 import type { VdiMeta as ObjectMeta } from '../backend.js';
+import { EPOCH, VDI_TYPE, isXapiTime, metaProblem } from '../meta.js';
+
+export { isXapiTime, metaProblem };
 import { removeDurably, writeFileAtomic, writeFileNew } from './atomic.js';
 import { mapErrors } from './fs-errors.js';
 import { imageSidecarPath, isVdiUuid, parseObjectName, sidecarPath } from './names.js';
@@ -29,8 +32,6 @@ export const RECORD_VERSION = 2;
 export const SIDECAR_MAX_BYTES = 256 * 1024;
 
 /** xapi's DateTime as SM passes and db_introduce takes it: 19700101T00:00:00Z. */
-const XAPI_TIME = /^\d{8}T\d{2}:\d{2}:\d{2}Z$/;
-const VDI_TYPE = /^[a-z][a-z_]{0,31}$/;
 
 /** Version 1: one VDI's metadata (read for compatibility; the backend writes ObjectRecord). */
 export interface VdiMeta {
@@ -47,13 +48,6 @@ export interface VdiMeta {
 }
 
 export type Decoded = { ok: true; meta: VdiMeta } | { ok: false; problem: string };
-
-export function isXapiTime(s: string): boolean {
-  if (!XAPI_TIME.test(s)) return false;
-  const iso = `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}${s.slice(8)}`;
-  const t = Date.parse(iso);
-  return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 19) === iso.slice(0, 19);
-}
 
 /** A Date as xapi's DateTime string (UTC, whole seconds). */
 export function toXapiTime(d: Date): string {
@@ -176,22 +170,6 @@ export interface ObjectRecord {
 export type DecodedRecord = { ok: true; record: ObjectRecord; version: number } | { ok: false; problem: string };
 
 const KINDS: readonly ObjectKind[] = ['volume', 'snapshot', 'internal-snapshot'];
-const EPOCH = '19700101T00:00:00Z';
-
-/** Why `m` is not a valid VdiMeta, or undefined. */
-export function metaProblem(m: unknown): string | undefined {
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'meta is not an object';
-  const o = m as Record<string, unknown>;
-  if (typeof o.name_label !== 'string') return 'meta.name_label is not a string';
-  if (typeof o.name_description !== 'string') return 'meta.name_description is not a string';
-  if (typeof o.vdi_type !== 'string' || !VDI_TYPE.test(o.vdi_type)) return 'meta.vdi_type is not a VDI type name';
-  if (typeof o.is_a_snapshot !== 'boolean') return 'meta.is_a_snapshot is not a boolean';
-  if (typeof o.snapshot_time !== 'string' || !isXapiTime(o.snapshot_time)) return 'meta.snapshot_time is not a time like 19700101T00:00:00Z';
-  if (typeof o.snapshot_of !== 'string' || (o.snapshot_of !== '' && !isVdiUuid(o.snapshot_of)))
-    return 'meta.snapshot_of is neither "" nor a lower-case uuid';
-  if (typeof o.read_only !== 'boolean') return 'meta.read_only is not a boolean';
-  return undefined;
-}
 
 /** Only the VdiMeta fields, in a fixed order (drops anything else a caller's object carries). */
 function pickMeta(o: ObjectMeta): ObjectMeta {

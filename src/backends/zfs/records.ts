@@ -13,6 +13,9 @@
 // come from its name, its parent from its dataset, a clone's parent from `origin`.
 // The properties say what structure cannot (vdi, tombstone, VDI metadata, a volume's
 // creation time and, for raw files, the size) and repeat the rest for humans.
+import { EPOCH, VDI_TYPE, isXapiTime, metaProblem } from '../meta.js';
+
+export { EPOCH, isXapiTime, metaProblem };
 import type { StoredObject, VdiMeta } from '../backend.js';
 import { type ObjectKind, isUuid, parseSnapshotName } from '../../lineage/index.js';
 import { encodedLength, truncateForUserValue } from './codec.js';
@@ -67,33 +70,8 @@ export const NATIVE_PROPS: readonly string[] = ['type', 'origin', 'used', 'refer
 export type StoredKind = ObjectKind | 'view';
 
 export const VIEW_SUFFIX = '.view';
-export const EPOCH = '19700101T00:00:00Z';
 /** Appended to a label or description cut to fit a property (4095 encoded bytes). */
 export const TRUNCATION_MARK = '\u2026[truncated]';
-
-const VDI_TYPE = /^[a-z][a-z_]{0,31}$/;
-const XAPI_TIME = /^\d{8}T\d{2}:\d{2}:\d{2}Z$/;
-
-export function isXapiTime(s: string): boolean {
-  if (!XAPI_TIME.test(s)) return false;
-  const iso = `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}${s.slice(8)}`;
-  const t = Date.parse(iso);
-  return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 19) === iso.slice(0, 19);
-}
-
-/** Why `m` is not a usable VdiMeta, or undefined. */
-export function metaProblem(m: unknown): string | undefined {
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'meta is not an object';
-  const o = m as Record<string, unknown>;
-  if (typeof o.name_label !== 'string') return 'meta.name_label is not a string';
-  if (typeof o.name_description !== 'string') return 'meta.name_description is not a string';
-  if (typeof o.vdi_type !== 'string' || !VDI_TYPE.test(o.vdi_type)) return 'meta.vdi_type is not a VDI type name';
-  if (typeof o.is_a_snapshot !== 'boolean') return 'meta.is_a_snapshot is not a boolean';
-  if (typeof o.snapshot_time !== 'string' || !isXapiTime(o.snapshot_time)) return 'meta.snapshot_time is not a time like 19700101T00:00:00Z';
-  if (typeof o.snapshot_of !== 'string' || (o.snapshot_of !== '' && !isUuid(o.snapshot_of))) return 'meta.snapshot_of is neither "" nor a lower-case uuid';
-  if (typeof o.read_only !== 'boolean') return 'meta.read_only is not a boolean';
-  return undefined;
-}
 
 /** `s` unchanged if its encoding fits `max` bytes, else cut at a code point and marked. */
 export function fitText(s: string, max: number): string {
