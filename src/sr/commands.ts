@@ -1,2 +1,19 @@
 // Every command module registers itself here; importing this file fills the table.
 import './driver-info.js';
+import './commands/sr-create.js';
+import './commands/sr-delete.js';
+import './commands/sr-attach.js';
+import './commands/sr-detach.js';
+import './commands/sr-scan.js';
+import './commands/sr-update.js';
+import './commands/sr-probe.js';
+import './commands/vdi-create.js';
+import './commands/vdi-delete.js';
+import './commands/vdi-snapshot.js';
+import './commands/vdi-clone.js';
+import './commands/vdi-update.js';
+import './commands/vdi-resize.js';
+import './commands/vdi-introduce.js';
+import './commands/vdi-revert.js';
+import './commands/vdi-attach.js';
+import './commands/vdi-epoch.js';

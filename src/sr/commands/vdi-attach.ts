@@ -1,0 +1,58 @@
+// vdi_attach / vdi_detach / vdi_activate / vdi_deactivate: the datapath (src/datapath).
+// Attach finds the VDI's bytes through the backend; the other three work from what
+// attach left on this host, so they need no inventory.
+import { SmError } from '../../errors.js';
+import { SrContext } from '../context.js';
+import { register } from '../registry.js';
+import { visibleVdi } from '../vdi-common.js';
+
+// Loaded on first use: the tapdisk mode pulls in execa, which no other command of a
+// storage call needs, and every xapi exec pays for what the driver loads at start.
+async function selectDatapath(): Promise<import('../../datapath/index.js').Datapath> {
+  const m = await import('../../datapath/index.js');
+  return m.selectDatapath();
+}
+
+function writable(ctx: SrContext): boolean {
+  if (ctx.req.args.kind !== 'writable') throw new SmError('BadRequest', `${ctx.req.command} needs its writable argument`);
+  return ctx.req.args.writable;
+}
+
+register('vdi_attach', {
+  capabilities: ['VDI_ATTACH'],
+  run: async (c) => {
+    const ctx = SrContext.of(c);
+    const rw = writable(ctx);
+    const l = await ctx.lineage();
+    const o = visibleVdi(l, ctx.vdi, 'VDIUnavailable');
+    const path = await (await ctx.backend()).datapath(o);
+    return (await selectDatapath()).attach({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi, path }, rw);
+  },
+});
+
+register('vdi_detach', {
+  capabilities: ['VDI_DETACH'],
+  run: async (c) => {
+    const ctx = SrContext.of(c);
+    await (await selectDatapath()).detach({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi });
+    return null;
+  },
+});
+
+register('vdi_activate', {
+  capabilities: ['VDI_ACTIVATE'],
+  run: async (c) => {
+    const ctx = SrContext.of(c);
+    await (await selectDatapath()).activate({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi }, writable(ctx));
+    return null;
+  },
+});
+
+register('vdi_deactivate', {
+  capabilities: ['VDI_DEACTIVATE'],
+  run: async (c) => {
+    const ctx = SrContext.of(c);
+    await (await selectDatapath()).deactivate({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi });
+    return null;
+  },
+});

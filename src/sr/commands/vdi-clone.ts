@@ -1,0 +1,10 @@
+// vdi_clone (SR master only): a writable, independent copy of any VDI; classic
+// VM.revert clones the snapshot after deleting the VM's disk.
+import { SrContext } from '../context.js';
+import { newVdiFrom } from '../new-vdi.js';
+import { register } from '../registry.js';
+
+register('vdi_clone', {
+  capabilities: ['VDI_CLONE'],
+  run: (c) => newVdiFrom(SrContext.of(c), 'clone'),
+});
