@@ -14,8 +14,20 @@ const node = process.env.FLATSNAP_NODE ?? process.execPath;
 const lib = 'plugin/flatsnap-lib';
 mkdirSync(lib, { recursive: true });
 
+// xapi runs sr_get_driver_info at every toolstack start, for every plugin, and it
+// must not pay for the whole driver: info.cjs is the same entry with the command
+// modules stubbed out (they are only ever loaded lazily), and the launcher sends
+// exactly xapi's discovery request there. Anything else goes to driver.cjs.
+const stubCommands = {
+  name: 'stub-command-modules',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/commands\/.*\.js$/ }, (a) => (a.importer.endsWith('src/sr/commands.ts') ? { path: a.path, namespace: 'stub' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'throw new Error("info bundle: command modules are not included");', loader: 'js' }));
+  },
+};
 const entries = [
-  { src: 'src/bin/FlatSnapSR.ts', bundle: 'driver.cjs', launcher: 'plugin/FlatSnapSR', warm: [DRIVER_INFO] },
+  { src: 'src/bin/FlatSnapSR.ts', bundle: 'info.cjs', plugins: [stubCommands], warm: [DRIVER_INFO] },
+  { src: 'src/bin/FlatSnapSR.ts', bundle: 'driver.cjs', launcher: 'plugin/FlatSnapSR', info: 'info.cjs', warm: ['<methodCall/>'] },
   { src: 'src/bin/flatsnap.ts', bundle: 'cli.cjs', launcher: 'plugin/flatsnap', warm: ['--help'] },
 ];
 const launcher = readFileSync('plugin/launcher.cjs', 'utf8');
@@ -33,16 +45,30 @@ for (const e of entries) {
     format: 'cjs',
     minify: true,
     legalComments: 'none',
-    define: { __FLATSNAP_VERSION__: JSON.stringify(pkg.version), 'import.meta.url': '__flatsnapModuleUrl' },
+    // NODE_ENV=production selects winston's no-op debug helper (@dabh/diagnostics),
+    // which otherwise brings a colour library into every start.
+    define: {
+      __FLATSNAP_VERSION__: JSON.stringify(pkg.version),
+      'import.meta.url': '__flatsnapModuleUrl',
+      'process.env.NODE_ENV': '"production"',
+    },
     banner: { js: "const __flatsnapModuleUrl=require('url').pathToFileURL(__filename).href;" },
     logLevel: 'warning',
+    plugins: e.plugins ?? [],
   });
   rmSync(`${out}.cache`, { force: true });
-  writeFileSync(e.launcher, `#!${node}\n${launcher.replace('@BUNDLE@', e.bundle)}`);
+}
+for (const e of entries) {
+  if (!existsSync(e.src) || !e.launcher) continue;
+  writeFileSync(e.launcher, `#!${node}\n${launcher.replace('@BUNDLE@', e.bundle).replace('@INFO@', e.info ?? '')}`);
   chmodSync(e.launcher, 0o755);
-  // One warm-up run writes the V8 code cache, so the first real call is fast too.
+}
+for (const e of entries) {
+  if (!existsSync(e.src)) continue;
+  // One warm-up run writes each bundle's V8 code cache, so the first real call is fast too.
+  const via = e.launcher ?? 'plugin/FlatSnapSR';
   try {
-    execFileSync(e.launcher, e.warm, { stdio: 'ignore', env: { ...process.env, FLATSNAP_SMLOG: '/dev/null' } });
+    execFileSync(via, e.warm, { stdio: 'ignore', env: { ...process.env, FLATSNAP_SMLOG: '/dev/null' } });
   } catch {
     // The warm-up only matters for the cache; a non-zero exit is fine.
   }

@@ -45,9 +45,10 @@ stamp() { # src dst
   chmod 0755 "$tmp"
   mv -f "$tmp" "$2"
 }
-for f in driver.cjs cli.cjs flatsnap.node; do
-  [[ -f $here/flatsnap-lib/$f ]] || continue
-  install -m 0644 "$here/flatsnap-lib/$f" "$smdir/flatsnap-lib/$f.tmp.$$"
+for path in "$here"/flatsnap-lib/*.cjs "$here"/flatsnap-lib/*.node; do
+  [[ -f $path ]] || continue
+  f=$(basename "$path")
+  install -m 0644 "$path" "$smdir/flatsnap-lib/$f.tmp.$$"
   mv -f "$smdir/flatsnap-lib/$f.tmp.$$" "$smdir/flatsnap-lib/$f"
 done
 # The code cache is tied to the Node binary: let the first call write a fresh one.

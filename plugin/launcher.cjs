@@ -12,8 +12,13 @@ const path = require('path');
 const vm = require('vm');
 const Module = require('module');
 
+// xapi's discovery call, exactly as sm_exec writes it, runs the small info bundle
+// (see build.mjs); any other request, in any encoding, runs the whole driver.
+const INFO_REQUEST = '<methodCall><methodName>sr_get_driver_info</methodName>';
+const info = '@INFO@';
 const lib = path.join(path.dirname(fs.realpathSync(__filename)), 'flatsnap-lib');
-const file = path.join(lib, '@BUNDLE@');
+const bundle = info && process.argv.length === 3 && process.argv[2].startsWith(INFO_REQUEST) ? info : '@BUNDLE@';
+const file = path.join(lib, bundle);
 const cacheFile = `${file}.cache`;
 const source = fs.readFileSync(file, 'utf8');
 let cachedData;

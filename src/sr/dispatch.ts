@@ -8,7 +8,7 @@ import { lookup } from './registry.js';
 import './commands.js';
 
 export async function dispatch(req: SmRequest): Promise<XmlRpcValue> {
-  const spec = lookup(req.command);
+  const spec = await lookup(req.command);
   if (!spec) throw new SmError('Unimplemented', `${req.command} is not implemented by flatsnap`);
   const ctx = { req };
   if (req.sr_uuid && SR_EXCLUSIVE.has(req.command)) return Lock.sr(req.sr_uuid).with(() => spec.run(ctx));

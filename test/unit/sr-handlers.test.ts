@@ -45,7 +45,7 @@ class Host {
   newUuid = (): string => `aaaaaaaa-0000-4000-8000-${(++this.n).toString(16).padStart(12, '0')}`;
 
   async run(command: SmCommand, o: ReqOptions = {}): Promise<XmlRpcValue> {
-    const spec = lookup(command);
+    const spec = await lookup(command);
     if (!spec) throw new Error(`${command} is not registered`);
     this.clock += 1000;
     const ctx = new SrContext(smReq(command, o), { backend: this.backend, xapi: this.xapi, now: () => this.clock, newUuid: this.newUuid });
@@ -490,7 +490,7 @@ describe('SR commands', () => {
   });
 
   test('a bad device_config is refused before storage is touched', async () => {
-    const spec = lookup('sr_create')!;
+    const spec = (await lookup('sr_create'))!;
     const ctx = new SrContext(smReq('sr_create', { args: ['0'], dc: { path: 'relative' } }));
     expect((await fault(spec.run(ctx))).kind).toBe('InvalidArg');
   });

@@ -6,7 +6,6 @@ import { register } from '../registry.js';
 import { markSrDirty, updateSrSizesQuietly } from '../xapi-apply.js';
 
 register('sr_attach', {
-  capabilities: [],
   run: async (c) => {
     const ctx = SrContext.of(c);
     const backend = await ctx.backend();

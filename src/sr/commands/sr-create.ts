@@ -6,7 +6,6 @@ import { SrContext } from '../context.js';
 import { register } from '../registry.js';
 
 register('sr_create', {
-  capabilities: [],
   run: async (c) => {
     const ctx = SrContext.of(c);
     const backend = await ctx.backend(); // type analysis: a bad device_config faults before storage is touched

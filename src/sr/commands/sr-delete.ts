@@ -8,7 +8,6 @@ import { collectGarbage } from '../gc.js';
 import { register } from '../registry.js';
 
 register('sr_delete', {
-  capabilities: [],
   run: async (c) => {
     const ctx = SrContext.of(c);
     const backend = await ctx.backend();

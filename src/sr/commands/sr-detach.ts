@@ -4,7 +4,6 @@ import { SrContext } from '../context.js';
 import { register } from '../registry.js';
 
 register('sr_detach', {
-  capabilities: [],
   run: async (c) => {
     const ctx = SrContext.of(c);
     await (await ctx.backend()).detachSr(ctx.srUuid);

@@ -14,7 +14,6 @@ export function probeXml(found: readonly ProbeResult[]): string {
 }
 
 register('sr_probe', {
-  capabilities: ['SR_PROBE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     return probeXml(await (await ctx.backend()).probe());

@@ -11,7 +11,6 @@ import { applyMetaWrites, applyXapiWrites, updateSrSizesQuietly } from '../xapi-
 import { diffScan } from '../xapi-sync.js';
 
 register('sr_scan', {
-  capabilities: [],
   run: async (c) => {
     const ctx = SrContext.of(c);
     ctx.requireMaster();

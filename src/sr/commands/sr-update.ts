@@ -4,7 +4,6 @@ import { register } from '../registry.js';
 import { updateSrSizes } from '../xapi-apply.js';
 
 register('sr_update', {
-  capabilities: ['SR_UPDATE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     await updateSrSizes(ctx, await ctx.lineage());

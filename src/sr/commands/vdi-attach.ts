@@ -19,7 +19,6 @@ function writable(ctx: SrContext): boolean {
 }
 
 register('vdi_attach', {
-  capabilities: ['VDI_ATTACH'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     const rw = writable(ctx);
@@ -31,7 +30,6 @@ register('vdi_attach', {
 });
 
 register('vdi_detach', {
-  capabilities: ['VDI_DETACH'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     await (await selectDatapath()).detach({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi });
@@ -40,7 +38,6 @@ register('vdi_detach', {
 });
 
 register('vdi_activate', {
-  capabilities: ['VDI_ACTIVATE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     await (await selectDatapath()).activate({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi }, writable(ctx));
@@ -49,7 +46,6 @@ register('vdi_activate', {
 });
 
 register('vdi_deactivate', {
-  capabilities: ['VDI_DEACTIVATE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     await (await selectDatapath()).deactivate({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi });

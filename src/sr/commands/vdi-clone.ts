@@ -5,6 +5,5 @@ import { newVdiFrom } from '../new-vdi.js';
 import { register } from '../registry.js';
 
 register('vdi_clone', {
-  capabilities: ['VDI_CLONE'],
   run: (c) => newVdiFrom(SrContext.of(c), 'clone'),
 });

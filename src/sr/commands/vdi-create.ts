@@ -25,7 +25,6 @@ export function passThrough(sm: Record<string, string> | undefined): Record<stri
 }
 
 register('vdi_create', {
-  capabilities: ['VDI_CREATE', 'THIN_PROVISIONING'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     ctx.requireMaster();

@@ -11,7 +11,6 @@ import { withUndo } from '../undo.js';
 import { updateSrSizesQuietly } from '../xapi-apply.js';
 
 register('vdi_delete', {
-  capabilities: ['VDI_DELETE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     ctx.requireMaster();

@@ -7,7 +7,6 @@ import { SrContext } from '../context.js';
 import { register } from '../registry.js';
 
 register('vdi_epoch_begin', {
-  capabilities: [],
   run: async (c) => {
     const ctx = SrContext.of(c);
     if (ctx.req.vdi_on_boot === 'reset') {
@@ -18,6 +17,5 @@ register('vdi_epoch_begin', {
 });
 
 register('vdi_epoch_end', {
-  capabilities: [],
   run: async () => null,
 });

@@ -11,7 +11,6 @@ import { introduceRecord } from '../xapi-sync.js';
 import { passThrough } from './vdi-create.js';
 
 register('vdi_introduce', {
-  capabilities: ['VDI_INTRODUCE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     const { req } = ctx;

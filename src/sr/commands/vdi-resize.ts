@@ -10,7 +10,6 @@ import { vdiInfo, visibleVdi, withSrLock } from '../vdi-common.js';
 import { updateSrSizesQuietly } from '../xapi-apply.js';
 
 register('vdi_resize', {
-  capabilities: ['VDI_RESIZE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     ctx.requireMaster();

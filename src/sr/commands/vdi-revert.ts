@@ -17,7 +17,6 @@ import { applyXapiWrites, updateSrSizesQuietly } from '../xapi-apply.js';
 import { diffVdi } from '../xapi-sync.js';
 
 register('vdi_revert', {
-  capabilities: ['VDI_REVERT'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     const { req } = ctx;

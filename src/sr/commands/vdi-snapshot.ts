@@ -4,6 +4,5 @@ import { newVdiFrom } from '../new-vdi.js';
 import { register } from '../registry.js';
 
 register('vdi_snapshot', {
-  capabilities: ['VDI_SNAPSHOT'],
   run: (c) => newVdiFrom(SrContext.of(c), 'snapshot'),
 });

@@ -12,7 +12,6 @@ import { applyXapiWrites } from '../xapi-apply.js';
 import { diffVdi } from '../xapi-sync.js';
 
 register('vdi_update', {
-  capabilities: ['VDI_UPDATE'],
   run: async (c) => {
     const ctx = SrContext.of(c);
     const l = await ctx.lineage();
