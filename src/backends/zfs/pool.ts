@@ -8,6 +8,7 @@ import type { ProbeResult, SrStats } from '../backend.js';
 import { isZfsError } from './errors.js';
 import { parentOf } from './names.js';
 import type { GetResult, ZfsDataset } from './parse.js';
+import { rmdir } from 'node:fs/promises';
 import { type ZfsCtx, SR_MOUNT_BASE } from './context.js';
 import { FORMAT_VERSION, PROP } from './records.js';
 
@@ -141,6 +142,9 @@ export async function deleteSr(ctx: ZfsCtx, srUuid: string): Promise<void> {
   }
   if (rootOf(ctx, r).user[PROP.madeRoot] === '1') {
     await ctx.cli.destroy(ctx.root);
+    // zfs-fuse leaves the mountpoint directory behind; the default one is ours
+    // (attach chose it), and rmdir only ever removes it when it is empty.
+    await rmdir(`${SR_MOUNT_BASE}/${sr}`).catch(() => undefined);
     ctx.log.info(`flatsnap: destroyed SR ${sr} (${ctx.root})`);
     return;
   }
