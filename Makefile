@@ -39,8 +39,11 @@ test-e2e: build
 bench: build
 	node bench/cold-start.mjs
 
+# The whole XenCenter snapshot lifecycle on the XAPI simulator and real storage, as a
+# report (demo/lifecycle.ts; as root). BACKEND=zfs (default: a zfs-fuse pool on an image
+# file, or DATASET=pool/path) or BACKEND=reflink (an XFS loop filesystem, or SRPATH=/dir).
 demo: build
-	@echo "the demo arrives with the ZFS backend (issue 4)"
+	node_modules/.bin/tsx demo/lifecycle.ts --backend "$(or $(BACKEND),zfs)" --dataset "$(DATASET)" --path "$(SRPATH)"
 
 clean:
 	rm -rf native/build plugin/FlatSnapSR plugin/flatsnap.node

@@ -26,6 +26,8 @@ export interface SimOpts {
   smDir?: string;
   extraArgs?: string[];
   dir?: string;
+  /** Own process group: a terminal's ^C reaches only the caller, which can still clean up through it (make demo). */
+  detached?: boolean;
 }
 
 export async function startSim(opts: SimOpts = {}): Promise<SimProc> {
@@ -46,7 +48,7 @@ export async function startSim(opts: SimOpts = {}): Promise<SimProc> {
     smLog,
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(TSX, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(TSX, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const started = new Promise<string>((resolve, reject) => {
