@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE ?= $(shell command -v node)
 NODE_INCLUDE := $(shell dirname $$(dirname $$(readlink -f $(NODE))))/include/node
 
-.PHONY: all build native typecheck test test-unit test-integration test-e2e bench demo clean install
+.PHONY: all build native typecheck test test-unit test-integration test-e2e test-kernel bench demo clean install
 
 all: build
 
@@ -35,6 +35,13 @@ test-integration: build
 
 test-e2e: build
 	npm test -- test/e2e
+
+# Kernel tier (root; test/kernel/README.md): OpenZFS 2.x and OCFS2 (local and a two-node
+# cluster) in qemu guests. The guest image is built once per machine and cached in
+# /var/cache/flatsnap/kernel-vm (about 6 min on 2 cores); later runs only look it up.
+test-kernel: build
+	test/kernel/image/image.sh path
+	FLATSNAP_KERNEL_TIER=1 npm test -- test/kernel
 
 bench: build
 	node bench/cold-start.mjs
