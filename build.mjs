@@ -3,7 +3,7 @@
 // (see plugin/launcher.cjs for why a launcher and a V8 code cache).
 // plugin/install.sh re-stamps the shebang for the target host's Node.
 import { build } from 'esbuild';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 // xapi's own discovery request: the code it runs is what the cache should hold.
@@ -31,7 +31,12 @@ const entries = [
   { src: 'src/bin/flatsnap.ts', bundle: 'cli.cjs', launcher: 'plugin/flatsnap', warm: ['--help'] },
 ];
 const launcher = readFileSync('plugin/launcher.cjs', 'utf8');
-if (existsSync('native/build/flatsnap.node')) copyFileSync('native/build/flatsnap.node', `${lib}/flatsnap.node`);
+// Copy then rename: overwriting a loaded .node file in place makes every running
+// plugin or CLI that has it mapped die with SIGSEGV at its next native call.
+if (existsSync('native/build/flatsnap.node')) {
+  copyFileSync('native/build/flatsnap.node', `${lib}/flatsnap.node.tmp`);
+  renameSync(`${lib}/flatsnap.node.tmp`, `${lib}/flatsnap.node`);
+}
 
 for (const e of entries) {
   if (!existsSync(e.src)) continue;

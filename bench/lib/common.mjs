@@ -57,7 +57,7 @@ export const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 export const round = (x, d = 1) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 /** median, min, max and every sample, rounded. */
 export const stats = (xs, d = 1) => ({ median: round(median(xs), d), min: round(Math.min(...xs), d), max: round(Math.max(...xs), d), n: xs.length, samples: xs.map((x) => round(x, d)) });
-export const fmtMs = (x) => (x >= 10000 ? `${(x / 1000).toFixed(1)} s` : `${x.toFixed(1)} ms`);
+export const fmtMs = (x) => (x >= 10000 ? `${(x / 1000).toFixed(1)} s` : x < 1 ? `${Math.round(x * 1000)} µs` : `${x.toFixed(1)} ms`);
 export const fmtBytes = (b) => {
   const a = Math.abs(b);
   if (a >= GiB) return `${(b / GiB).toFixed(2)} GiB`;

@@ -1,7 +1,9 @@
 // The built plugin under the XAPI simulator, for benchmarks: the same simulator and
-// client the e2e tests use (test/e2e/sim-helpers.ts), with three additions:
+// client the e2e tests use (test/e2e/sim-helpers.ts), with four additions:
+//   - the plugin run is a private copy of plugin/ taken at start (a `make build` elsewhere
+//     rewrites flatsnap.node in place, which kills a running plugin with SIGSEGV);
 //   - the simulator's sm-dir is a wrapper directory whose FlatSnapSR is a two-line sh
-//     script exec'ing plugin/FlatSnapSR with FLATSNAP_SMLOG set, so the plugin's own log
+//     script exec'ing that copy with FLATSNAP_SMLOG set, so the plugin's own log
 //     ("vdi_snapshot ok in 12.3 ms", and with debug every zfs command) lands in a file
 //     we parse; optionally FLATSNAP_LOG_LEVEL=debug and FLATSNAP_XAPI_URL pointing at a
 //     counting proxy (xapi-proxy.mjs). The sh exec costs ~1 ms per plugin run.

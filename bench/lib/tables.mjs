@@ -9,7 +9,7 @@ const load = (name) => {
   const f = join(ROOT, 'bench', 'results', `${name}.json`);
   return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : undefined;
 };
-const ms = (x) => (x === undefined || Number.isNaN(x) ? '–' : x >= 10000 ? `${(x / 1000).toFixed(1)} s` : `${Math.round(x)} ms`);
+const ms = (x) => (x === undefined || Number.isNaN(x) ? '–' : x >= 10000 ? `${(x / 1000).toFixed(1)} s` : x < 1 ? `${Math.round(x * 1000)} µs` : `${Math.round(x)} ms`);
 const size = (b) => (b >= GiB ? `${b / GiB} GiB` : `${b / MiB} MiB`);
 const bytes = (b) => (Math.abs(b) >= MiB ? `${(b / MiB).toFixed(1)} MiB` : `${Math.round(b / 1024)} KiB`);
 const n = (x) => x.toLocaleString('en-US');
