@@ -40,8 +40,7 @@ test-e2e: build
 # cluster) in qemu guests. The guest image is built once per machine and cached in
 # /var/cache/flatsnap/kernel-vm (about 6 min on 2 cores); later runs only look it up.
 test-kernel: build
-	test/kernel/image/image.sh path
-	FLATSNAP_KERNEL_TIER=1 npm test -- test/kernel
+	img=$$(test/kernel/image/image.sh path) && FLATSNAP_VM_IMAGE=$$img FLATSNAP_KERNEL_TIER=1 npm test -- test/kernel
 
 bench: build
 	node bench/cold-start.mjs

@@ -99,8 +99,8 @@ if (LAYOUTS.includes('zvol')) {
     const tick = (): number => (clock = Math.max(clock + 1, Date.now()));
 
     beforeAll(async () => {
-      // The conformance suite's ballast went with `zfs destroy`, which frees in the
-      // background (async_destroy): wait until the pool has its space back before writing.
+      // The conformance suites' ballast went with `zfs destroy`, which OpenZFS frees in the
+      // background (async_destroy): let it finish so the writes below never race it.
       await execa('zpool', ['wait', '-t', 'free', POOL], { stdin: 'ignore' });
       b = new ZfsBackend(root, { exec: recording, logger: quiet });
       await b.createSr(sr);
