@@ -4,6 +4,9 @@
  *  - POSIX fcntl record locks (F_SETLK / F_SETLKW / F_GETLK on the whole file).
  *    The stock SM's lock.py uses these on /var/lock/sm/<ns>/<name>; flock(2)
  *    locks do not conflict with them on Linux, so nothing else interoperates.
+ *  - flock(2), for the other job: the cross-host lock of a shared SR. On OCFS2
+ *    with the o2cb stack flock locks go through the DLM and exclude across
+ *    nodes, while fcntl locks stay node-local (docs/shared-srs.md).
  *  - Sending a line to syslog over a unix datagram socket, which Node's dgram
  *    module cannot do. The socket path is a parameter so tests can listen.
  *  - The reflink backend's three syscalls: ioctl(FICLONE), statfs(2) (the
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
@@ -45,6 +49,9 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   napi_throw_error(env, NULL, msg);
   return NULL;
 }
+
+/* Defined with the reflink helpers below: an Error whose .code is the errno name. */
+static napi_value throw_sys(napi_env env, const char *syscall, int err);
 
 static int arg_int(napi_env env, napi_value v, int *out) {
   int32_t x;
@@ -114,6 +121,57 @@ static napi_value js_holder(napi_env env, napi_callback_info info) {
   if (fcntl(fd, F_GETLK, &fl) < 0) return throw_errno(env, "fcntl getlk", errno);
   CHECK(env, napi_create_int32(env, fl.l_type == F_UNLCK ? 0 : fl.l_pid, &result));
   return result;
+}
+
+/*
+ * flock(fd, exclusive, wait) -> true when taken, false when busy and !wait.
+ * LOCK_SH or LOCK_EX on the open file description (not the process, unlike fcntl):
+ * two descriptors opened separately exclude each other even within one process.
+ * Calling it again on a held descriptor converts the lock (not atomically).
+ * The blocking form has no timeout; callers wanting a bounded wait poll with
+ * wait=false.
+ */
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  int fd, rc;
+  bool exclusive, wait;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || arg_int(env, argv[0], &fd) || arg_bool(env, argv[1], &exclusive) ||
+      arg_bool(env, argv[2], &wait)) {
+    napi_throw_type_error(env, NULL, "flock(fd: number, exclusive: boolean, wait: boolean)");
+    return NULL;
+  }
+  int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+  do {
+    rc = flock(fd, op);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    if (!wait && errno == EWOULDBLOCK) {
+      CHECK(env, napi_get_boolean(env, false, &result));
+      return result;
+    }
+    return throw_sys(env, "flock", errno);
+  }
+  CHECK(env, napi_get_boolean(env, true, &result));
+  return result;
+}
+
+/* funlock(fd): flock(fd, LOCK_UN). Closing the last descriptor of the file description also releases it. */
+static napi_value js_funlock(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int fd, rc;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "funlock(fd: number)");
+    return NULL;
+  }
+  do {
+    rc = flock(fd, LOCK_UN);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, "flock(LOCK_UN)", errno);
+  return NULL;
 }
 
 /*
@@ -391,6 +449,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lock", NULL, js_lock, NULL, NULL, NULL, napi_default, NULL},
       {"unlock", NULL, js_unlock, NULL, NULL, NULL, napi_default, NULL},
       {"holder", NULL, js_holder, NULL, NULL, NULL, napi_default, NULL},
+      {"flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL},
+      {"funlock", NULL, js_funlock, NULL, NULL, NULL, napi_default, NULL},
       {"syslog", NULL, js_syslog, NULL, NULL, NULL, napi_default, NULL},
       {"ficlone", NULL, js_ficlone, NULL, NULL, NULL, napi_default, NULL},
       {"statfs", NULL, js_statfs, NULL, NULL, NULL, napi_default, NULL},

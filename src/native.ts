@@ -1,5 +1,6 @@
 // Loader for the small native helper (native/flatsnap.c): POSIX fcntl record
-// locks, which Node lacks and which the stock SM's lock.py uses, plus syslog(3),
+// locks, which Node lacks and which the stock SM's lock.py uses, flock(2) for the
+// cross-host lock of shared SRs (src/sr/cluster-lock.ts), plus syslog(3),
 // plus the reflink backend's FICLONE, statfs(2) and FIEMAP.
 // It is looked up next to the running bundle first (the installed layout), then in
 // the source tree's build directory.
@@ -14,6 +15,13 @@ export interface Native {
   unlock(fd: number): void;
   /** The pid of a process holding a conflicting lock, or 0 (F_GETLK). */
   holder(fd: number, exclusive: boolean): number;
+  /**
+   * flock(2) LOCK_SH/LOCK_EX on the open file description; returns false when `wait` is
+   * false and the lock is held elsewhere. Throws (code = errno name) on other failures.
+   */
+  flock(fd: number, exclusive: boolean, wait: boolean): boolean;
+  /** flock(2) LOCK_UN. */
+  funlock(fd: number): void;
   /** Sends one local2 line to the syslog socket at `path`; false if it could not. */
   syslog(path: string, priority: number, message: string): boolean;
 

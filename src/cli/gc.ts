@@ -133,5 +133,5 @@ export async function gcCommand(a: GcArgs, io: Io, timer: Timer): Promise<number
     io.out(`${verb} ${plural(destroyed.length, 'object')}, ${formatBytes(bytes)} allocated (blocks still shared with other objects stay in use)`);
     if (!ok) io.out('gc stopped at the failed action; the rest is left for the next gc (see SMlog)');
     return ok ? 0 : 1;
-  });
+  }, backend);
 }

@@ -44,8 +44,20 @@ export async function srUuidOf(backend: Backend): Promise<string> {
  * Runs `fn` holding the SR lock (the same fcntl lock SM commands take): inventory() may
  * complete storage work an interrupted command left, and gc changes storage, so neither
  * may run beside a driver command on this host. Says so on stderr when it has to wait.
+ * On a reflink SR the cross-host lock comes first (the driver's lock order,
+ * src/sr/shared-sr.ts): exclusive for gc (`change`), shared to read, so a shared SR is
+ * also safe from the other hosts' commands.
  */
-export async function withSrLock<T>(srUuid: string, io: Io, fn: () => Promise<T>): Promise<T> {
+export async function withSrLock<T>(srUuid: string, io: Io, fn: () => Promise<T>, backend?: Backend, change = true): Promise<T> {
+  if (backend?.kind === 'reflink') {
+    const { withSrDirLock } = await import('../sr/shared-sr.js');
+    const dir = (backend as ReflinkBackend).dir;
+    return withSrDirLock(dir, change ? 'exclusive' : 'shared', 'flatsnap', () => withLocalSrLock(srUuid, io, fn));
+  }
+  return withLocalSrLock(srUuid, io, fn);
+}
+
+async function withLocalSrLock<T>(srUuid: string, io: Io, fn: () => Promise<T>): Promise<T> {
   const lock = Lock.sr(srUuid);
   if (!lock.tryAcquire()) {
     io.err(`flatsnap: waiting for the SR lock ${lock.path} (an SR operation is running)`);
@@ -62,7 +74,7 @@ export async function withSrLock<T>(srUuid: string, io: Io, fn: () => Promise<T>
 export async function loadSr(backend: Backend, io: Io, timer: Timer, opts: { srUuid?: string; locked?: boolean } = {}): Promise<SrView> {
   const srUuid = opts.srUuid ?? (await timer.time('probe', () => srUuidOf(backend)));
   const inventory = (): Promise<StoredObject[]> => timer.time('inventory', () => backend.inventory());
-  const objects = opts.locked ? await inventory() : await withSrLock(srUuid, io, inventory);
+  const objects = opts.locked ? await inventory() : await withSrLock(srUuid, io, inventory, backend, false);
   const tree = timer.timeSync('index', () => new LineageTree(backend.capabilities, objects));
   return { backend, srUuid, where: backend.describe(), objects, byId: new Map(objects.map((o) => [o.id, o])), tree };
 }

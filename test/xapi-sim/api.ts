@@ -19,6 +19,10 @@ export interface Settings {
   smLog?: string;
   /** Hidden (_R_LOCAL_ROOT_ONLY) calls only from the __sm__backend session. */
   strictSmCallbacks: boolean;
+  /** Hosts in the pool, the first one its master (default 1: a pool of one). */
+  hosts?: number;
+  /** Each host's plugin runs get FLATSNAP_LOCK_DIR=<lockRoot>/<host uuid>: per-host SM locks. */
+  lockRoot?: string;
 }
 
 export interface Ctx {
@@ -28,6 +32,18 @@ export interface Ctx {
   /** The task ref of this call: a real task for Async calls, else a DummyRef. */
   task: string;
   method: string;
+  /** The host the call runs on (xapi forwards work to a host); the pool master when absent. */
+  host?: string;
+}
+
+/** The host `ctx` runs on. */
+export function hostOf(ctx: Ctx): string {
+  return ctx.host ?? ctx.sim.host;
+}
+
+/** `ctx` forwarded to `host`, as message_forwarding.ml does (same task and session). */
+export function onHost(ctx: Ctx, host: string): Ctx {
+  return host === hostOf(ctx) ? ctx : { ...ctx, host };
 }
 
 export interface MethodDef {

@@ -1,6 +1,6 @@
 // npm run sim -- --listen HOST:PORT --state FILE --sm-dir DIR [--socket PATH]
 //                [--sm-plugins a,b|*] [--revert-flow classic|vdi-revert]
-//                [--sm-log FILE] [--strict-sm-callbacks]
+//                [--sm-log FILE] [--strict-sm-callbacks] [--hosts N] [--lock-root DIR]
 // Prints "listening <url>" once calls are accepted.
 import * as path from 'node:path';
 import { Db } from './db.js';
@@ -9,7 +9,7 @@ import { Sim } from './sim.js';
 
 function usage(msg: string): never {
   process.stderr.write(
-    `xapi-sim: ${msg}\nusage: main.ts --listen HOST:PORT --state FILE --sm-dir DIR [--socket PATH] [--sm-plugins LIST] [--revert-flow classic|vdi-revert] [--sm-log FILE] [--strict-sm-callbacks]\n`,
+    `xapi-sim: ${msg}\nusage: main.ts --listen HOST:PORT --state FILE --sm-dir DIR [--socket PATH] [--sm-plugins LIST] [--revert-flow classic|vdi-revert] [--sm-log FILE] [--strict-sm-callbacks] [--hosts N] [--lock-root DIR]\n`,
   );
   process.exit(2);
 }
@@ -43,6 +43,12 @@ async function main(): Promise<void> {
   if (typeof a['sm-dir'] !== 'string') usage('--sm-dir is required');
   const flow = a['revert-flow'] ?? 'classic';
   if (flow !== 'classic' && flow !== 'vdi-revert') usage('--revert-flow is classic or vdi-revert');
+  const hosts = a.hosts === undefined ? 1 : Number(a.hosts);
+  if (!Number.isInteger(hosts) || hosts < 1 || hosts > 16) usage('--hosts is a number of hosts, 1 to 16');
+  if (a['lock-root'] === true) usage('--lock-root needs a directory');
+  // Several hosts on one machine need one /var/lock/sm each, or their SM locks would be one.
+  const lockRoot =
+    typeof a['lock-root'] === 'string' ? path.resolve(a['lock-root']) : hosts > 1 ? path.join(path.dirname(path.resolve(a.state)), 'locks') : undefined;
   const log = (s: string) => process.stderr.write(`xapi-sim: ${s}\n`);
   const db = new Db(path.resolve(a.state));
   const settings = {
@@ -52,6 +58,8 @@ async function main(): Promise<void> {
     url: '',
     smLog: typeof a['sm-log'] === 'string' ? path.resolve(a['sm-log']) : undefined,
     strictSmCallbacks: a['strict-sm-callbacks'] === true,
+    hosts,
+    lockRoot,
   } as const;
   const sim = new Sim(db, { ...settings }, log);
   // listen first: plugins probed at registration may already call back

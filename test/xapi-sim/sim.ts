@@ -44,38 +44,67 @@ export class Sim implements SimCore {
 
   async boot(): Promise<void> {
     const db = this.db;
-    this.host = db.all('host')[0] ?? '';
-    if (this.host === '') {
-      this.host = db.create('host', {
-        name_label: 'xapi-sim',
-        hostname: 'xapi-sim',
-        address: '127.0.0.1',
-        software_version: { product_brand: 'XCP-ng', product_version: '8.3.0', xapi: '26.4', platform_name: 'XCP', xapi_build: 'sim' },
-        API_version_vendor_implementation: {},
-        enabled: true,
-        local_cache_sr: NULL_REF,
-      });
-    }
-    this.pool = db.all('pool')[0] ?? db.create('pool', { name_label: '', master: this.host });
-    this.dom0 =
-      db.where('VM', (v) => v.is_control_domain === true)[0] ??
-      db.create('VM', {
-        name_label: 'Control domain on host: xapi-sim',
-        is_control_domain: true,
-        power_state: 'Running',
-        resident_on: this.host,
-        domid: 0,
-        domain_type: 'pv',
-      });
+    const pool0 = db.all('pool')[0];
+    this.host = pool0 !== undefined ? db.field<string>('pool', pool0, 'master') : (db.all('host')[0] ?? '');
+    if (this.host === '') this.host = this.createHost('xapi-sim', '127.0.0.1');
+    this.pool = pool0 ?? db.create('pool', { name_label: '', master: this.host });
+    this.dom0 = this.controlDomain(this.host, 'xapi-sim');
+    // --hosts N: the other members of the pool, each with its own control domain.
+    for (let n = db.all('host').length + 1; n <= (this.settings.hosts ?? 1); n++) this.joinHost(`xapi-sim-${n}`, `127.0.0.${n}`);
     // sessions from before a restart stay valid (xapi keeps them in its DB); SM sessions do not
     for (const s of db.where('session', (r) => r.auth_user_name === '__sm__backend')) db.destroy('session', s);
     await discoverPlugins(this.internalCtx('sm_register'), this.log);
     db.flush();
   }
 
-  /** After a restart xapi re-plugs the PBDs that were attached (sr_attach again). */
+  private createHost(name: string, address: string): string {
+    return this.db.create('host', {
+      name_label: name,
+      hostname: name,
+      address,
+      software_version: { product_brand: 'XCP-ng', product_version: '8.3.0', xapi: '26.4', platform_name: 'XCP', xapi_build: 'sim' },
+      API_version_vendor_implementation: {},
+      enabled: true,
+      local_cache_sr: NULL_REF,
+    });
+  }
+
+  private controlDomain(host: string, name: string): string {
+    const db = this.db;
+    // A state file from before hosts had their own control domain: its only one is the master's.
+    const found = db.where('VM', (v) => v.is_control_domain === true && (v.resident_on === host || db.all('host').length === 1))[0];
+    return (
+      found ??
+      db.create('VM', {
+        name_label: `Control domain on host: ${name}`,
+        is_control_domain: true,
+        power_state: 'Running',
+        resident_on: host,
+        domid: 0,
+        domain_type: 'pv',
+      })
+    );
+  }
+
+  /**
+   * A host joining the pool (Pool.join): its record, its control domain, and a PBD for
+   * every shared SR with the master's device_config, unplugged until someone plugs it.
+   */
+  private joinHost(name: string, address: string): string {
+    const db = this.db;
+    const host = this.createHost(name, address);
+    this.controlDomain(host, name);
+    for (const sr of db.where('SR', (r) => r.shared === true)) {
+      const model = db.where('PBD', (p) => p.SR === sr && p.host === this.host)[0];
+      if (model === undefined) continue;
+      db.create('PBD', { host, SR: sr, device_config: { ...db.field<Record<string, string>>('PBD', model, 'device_config') }, currently_attached: false });
+    }
+    return host;
+  }
+
+  /** After a restart xapi re-plugs the PBDs that were attached (sr_attach again), each on its host. */
   async replug(): Promise<void> {
-    for (const pbd of this.db.where('PBD', (p) => p.currently_attached === true && p.host === this.host)) {
+    for (const pbd of this.db.where('PBD', (p) => p.currently_attached === true)) {
       this.db.set('PBD', pbd, 'currently_attached', false);
       try {
         await pbdPlug(this.internalCtx('PBD.plug'), pbd);

@@ -14,7 +14,7 @@ import {
   type XmlRpcStruct,
   type XmlRpcValue,
 } from '../../src/smapi/xmlrpc.js';
-import { destroySession, newSession, SM_USER, type Ctx, type SimCore } from './api.js';
+import { destroySession, hostOf, newSession, onHost, SM_USER, type Ctx, type SimCore } from './api.js';
 import { ApiError, NULL_REF } from './wire.js';
 
 export const SM_PATH = '/sbin:/usr/sbin:/bin:/usr/bin';
@@ -44,7 +44,8 @@ export interface SmCall {
   newUuid?: string;
 }
 
-const MASTER_ONLY = new Set(['sr_scan', 'vdi_create', 'vdi_delete', 'vdi_snapshot', 'vdi_clone', 'vdi_resize', 'vdi_compose']);
+/** sm.ml srmaster_only: xapi raises MasterOnly off the SR master and the storage layer redirects the call there. */
+export const MASTER_ONLY = new Set(['sr_scan', 'vdi_create', 'vdi_delete', 'vdi_snapshot', 'vdi_clone', 'vdi_resize', 'vdi_resize_online', 'vdi_compose']);
 
 /** Capability names xapi knows (smint.ml); anything else is dropped with a warning. */
 export const KNOWN_CAPS = new Set(
@@ -67,13 +68,27 @@ export function features(ctx: Ctx, sr: string): Record<string, number> {
 
 export const hasCap = (ctx: Ctx, sr: string, cap: string): boolean => Object.hasOwn(features(ctx, sr), cap);
 
+/** The PBD of `sr` on the host `ctx` runs on (Sm.get_my_pbd_for_sr). */
 export function myPbd(ctx: Ctx, sr: string): string | undefined {
-  return ctx.db.where('PBD', (r) => r.SR === sr && r.host === ctx.sim.host)[0];
+  const host = hostOf(ctx);
+  return ctx.db.where('PBD', (r) => r.SR === sr && r.host === host)[0];
 }
 
+/**
+ * Helpers.get_srmaster: the pool master for a shared SR, else the host of its (one) PBD;
+ * undefined when a local SR has no PBD.
+ */
+export function srMasterOf(ctx: Ctx, sr: string): string | undefined {
+  if (ctx.db.field('SR', sr, 'shared') === true) return ctx.db.field<string>('pool', ctx.sim.pool, 'master');
+  const pbd = ctx.db.where('PBD', (r) => r.SR === sr)[0];
+  return pbd === undefined ? undefined : ctx.db.field<string>('PBD', pbd, 'host');
+}
+
+/** SRmaster first, "true" on the SR master (always for sr_create / sr_probe), else "false" (sm.ml sm_master). */
 function deviceConfigFor(ctx: Ctx, call: SmCall): Record<string, string> {
   const base = call.deviceConfig ?? (call.sr ? pbdConfig(ctx, call.sr) : {});
-  const out: Record<string, string> = { SRmaster: 'true' }; // the only host is the pool master
+  const master = call.deviceConfig !== undefined || call.sr === undefined || srMasterOf(ctx, call.sr) === hostOf(ctx);
+  const out: Record<string, string> = { SRmaster: String(master) };
   for (const [k, v] of Object.entries(base)) if (k !== 'SRmaster') out[k] = v;
   return out;
 }
@@ -88,7 +103,7 @@ function pbdConfig(ctx: Ctx, sr: string): Record<string, string> {
 export function requestStruct(ctx: Ctx, call: SmCall, session: string | undefined): XmlRpcStruct {
   const db = ctx.db;
   const s: XmlRpcStruct = {
-    host_ref: ctx.sim.host,
+    host_ref: hostOf(ctx),
     command: call.cmd,
     args: call.args ?? [],
     device_config: call.cmd === 'sr_get_driver_info' ? {} : deviceConfigFor(ctx, call),
@@ -111,7 +126,7 @@ export function requestStruct(ctx: Ctx, call: SmCall, session: string | undefine
     s.vdi_on_boot = db.field<string>('VDI', call.vdi, 'on_boot');
     s.vdi_allow_caching = String(db.field<boolean>('VDI', call.vdi, 'allow_caching'));
   }
-  const lc = db.field<string>('host', ctx.sim.host, 'local_cache_sr');
+  const lc = db.field<string>('host', hostOf(ctx), 'local_cache_sr');
   if (lc !== NULL_REF && db.has('SR', lc)) s.local_cache_sr = db.field<string>('SR', lc, 'uuid');
   return s;
 }
@@ -149,19 +164,35 @@ function driverFile(ctx: Ctx, call: SmCall): string {
   return ctx.db.field<string>('SM', sm, 'driver_filename');
 }
 
-export function pluginEnv(sim: SimCore): NodeJS.ProcessEnv {
-  return { PATH: SM_PATH, ORIGINATOR: 'SM', FLATSNAP_XAPI_URL: sim.settings.url };
+/**
+ * xapi's plugin environment plus FLATSNAP_XAPI_URL; with a lock root, FLATSNAP_LOCK_DIR
+ * for the host the plugin runs on, so each simulated host has its own /var/lock/sm.
+ */
+export function pluginEnv(sim: SimCore, host: string = sim.host): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: SM_PATH, ORIGINATOR: 'SM', FLATSNAP_XAPI_URL: sim.settings.url };
+  if (sim.settings.lockRoot !== undefined) env.FLATSNAP_LOCK_DIR = hostLockDir(sim, host);
+  return env;
+}
+
+/** The per-host lock directory of `host` (with a lock root). */
+export function hostLockDir(sim: SimCore, host: string): string {
+  const uuid = sim.db.has('host', host) ? sim.db.field<string>('host', host, 'uuid') : 'no-host';
+  return path.join(sim.settings.lockRoot ?? '/var/lock/sm', uuid);
 }
 
 /** Runs one SM command and returns the raw result value (faults mapped). */
-export async function smExec(ctx: Ctx, call: SmCall, file?: string): Promise<XmlRpcValue> {
+export async function smExec(ctx0: Ctx, call: SmCall, file?: string): Promise<XmlRpcValue> {
   const needsSession = call.cmd !== 'sr_get_driver_info';
-  if (MASTER_ONLY.has(call.cmd) && deviceConfigFor(ctx, call).SRmaster !== 'true') {
-    throw new ApiError('OPERATION_NOT_ALLOWED', [`${call.cmd} on a non-master`]);
+  let ctx = ctx0;
+  if (MASTER_ONLY.has(call.cmd) && call.sr !== undefined && call.deviceConfig === undefined) {
+    // MasterOnly, caught by storage_smapiv1.ml's redirect: the call runs on the SR master.
+    const master = srMasterOf(ctx, call.sr);
+    if (master === undefined) throw new ApiError('SR_NO_PBDS', [call.sr]);
+    ctx = onHost(ctx, master);
   }
   const exe = file ?? driverFile(ctx, call);
   const session = needsSession
-    ? newSession(ctx.db, ctx.sim.host, {
+    ? newSession(ctx.db, hostOf(ctx), {
         is_local_superuser: true,
         auth_user_name: SM_USER,
         other_config: call.sr ? { _sm_session: call.sr } : {},
@@ -172,7 +203,7 @@ export async function smExec(ctx: Ctx, call: SmCall, file?: string): Promise<Xml
   try {
     xml = encodeMethodCall(call.cmd, [requestStruct(ctx, call, session)], XAPI_STYLE);
     ctx.db.flush(); // the plugin calls back into us: let it see a consistent DB
-    res = await run(exe, xml, pluginEnv(ctx.sim));
+    res = await run(exe, xml, pluginEnv(ctx.sim, hostOf(ctx)));
   } finally {
     if (session !== undefined) destroySession(ctx.db, session);
   }

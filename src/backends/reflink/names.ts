@@ -4,7 +4,9 @@
 //   <id>.hidden                  an object that backs no VDI: an internal snapshot, a helper
 //                                clone, a volume unbound by a revert
 //   <name>.json                  the sidecar of image <name> (its lineage record and VdiMeta)
-//   .flatsnap-sr.json            the SR marker (sr uuid, created, version)
+//   .flatsnap-sr.json            the SR marker (sr uuid, created, version); also the file the
+//                                cross-host lock flocks (src/sr/shared-sr.ts): written once,
+//                                never replaced while the SR exists
 //   .flatsnap-swap.<uuid>.json   a swap-vdi of VDI <uuid> in progress (rolled forward on the
 //                                next inventory or attach)
 //   .flatsnap-tmp.<pid>-<hex>.<hint>  work in progress: never a VDI, removable when

@@ -19,6 +19,7 @@ import { diffVdi } from '../xapi-sync.js';
 register('vdi_revert', {
   run: async (c) => {
     const ctx = SrContext.of(c);
+    ctx.requireMaster();
     const { req } = ctx;
     if (req.args.kind !== 'ref') throw new SmError('BadRequest', 'vdi_revert needs the ref of the VDI to revert');
     const targetRef = req.args.ref;

@@ -3,7 +3,7 @@
 // syntax onto XenAPI calls as cli_operations.ml does:
 //   xe -s HOST -p PORT -u root -pw PASS vm-snapshot vm=NAME new-name-label=S
 import * as readline from 'node:readline';
-import { decodeMethodResponse, encodeMethodCall, isStruct, PYTHON_STYLE, type XmlRpcValue } from '../../../src/smapi/xmlrpc.js';
+import { DateTimeValue, decodeMethodResponse, encodeMethodCall, isStruct, PYTHON_STYLE, type XmlRpcValue } from '../../../src/smapi/xmlrpc.js';
 
 class XeError extends Error {
   constructor(readonly description: string[]) {
@@ -93,7 +93,8 @@ function parseSize(s: string): string {
 // ---------------------------------------------------------------------------
 // Records as xe shows them
 
-type Field = [name: string, get: (r: Rec, x: Ctx) => Promise<string> | string, rw?: boolean];
+/** An xe field: its name, how it is shown, whether it is settable, and the API field behind it (for param-get/set). */
+type Field = [name: string, get: (r: Rec, x: Ctx) => Promise<string> | string, rw?: boolean, key?: string];
 interface Ctx {
   api: Api;
   uuidOf(cls: string, ref: string): Promise<string>;
@@ -107,7 +108,7 @@ const str = (v: XmlRpcValue | undefined): string => {
   if (typeof v === 'object' && 'iso' in v) return (v as { iso: string }).iso;
   return String(v);
 };
-const f = (name: string, key: string, rw = false): Field => [name, (r) => str(r[key]), rw];
+const f = (name: string, key: string, rw = false): Field => [name, (r) => str(r[key]), rw, key];
 const refUuid = (name: string, cls: string, key: string): Field => [name, (r, x) => x.uuidOf(cls, String(r[key] ?? NULL))];
 const refUuids = (name: string, cls: string, key: string): Field => [
   name,
@@ -201,8 +202,34 @@ const FIELDS: Record<string, Field[]> = {
     f('currently-attached', 'currently_attached'),
     f('other-config', 'other_config', true),
   ],
+  host: [
+    f('uuid', 'uuid'),
+    f('name-label', 'name_label', true),
+    f('name-description', 'name_description', true),
+    f('address', 'address'),
+    f('hostname', 'hostname'),
+    f('enabled', 'enabled'),
+    f('other-config', 'other_config', true),
+  ],
+  SM: [
+    f('uuid', 'uuid'),
+    f('name-label', 'name_label'),
+    f('name-description', 'name_description'),
+    f('type', 'type'),
+    f('vendor', 'vendor'),
+    f('copyright', 'copyright'),
+    f('required-api-version', 'required_api_version'),
+    f('capabilities', 'capabilities'),
+    f('features', 'features'),
+    f('configuration', 'configuration'),
+    f('driver-filename', 'driver_filename'),
+    f('required-cluster-stack', 'required_cluster_stack'),
+    f('supported-image-formats', 'supported_image_formats'),
+  ],
 };
 const DEFAULT_COLUMNS: Record<string, string[]> = {
+  SM: ['uuid', 'type', 'vendor', 'name-label'],
+  host: ['uuid', 'name-label', 'name-description'],
   SR: ['uuid', 'name-label', 'name-description', 'host', 'type', 'content-type'],
   VDI: ['uuid', 'name-label', 'name-description', 'virtual-size', 'read-only', 'sharable', 'sr-uuid'],
   VM: ['uuid', 'name-label', 'power-state'],
@@ -263,6 +290,66 @@ async function paramList(api: Api, x: Ctx, cls: string, uuid: string): Promise<v
   printRecords([await render(x, cls, await api.call<Rec>(`${cls}.get_record`, ref), 'all')]);
 }
 
+const PARAM_CLASS: Record<string, string> = { vdi: 'VDI', sr: 'SR', vm: 'VM', snapshot: 'VM', template: 'VM', pbd: 'PBD', vbd: 'VBD', sm: 'SM', host: 'host' };
+type ParamOp = 'get' | 'set' | 'remove' | 'clear' | 'list';
+
+function fieldOf(cls: string, name: string): Field {
+  const fd = FIELDS[cls]!.find((q) => q[0] === name);
+  if (fd === undefined) throw new Usage(`Unknown field '${name}'`);
+  return fd;
+}
+
+/** The API field behind a settable xe field, or a usage error as xe gives for a read-only one. */
+function settable(cls: string, name: string): string {
+  const fd = fieldOf(cls, name);
+  if (fd[2] !== true || fd[3] === undefined) throw new Usage(`Parameter '${name}' is read-only`);
+  return fd[3];
+}
+
+/**
+ * <class>-param-get/set/remove/clear/list (records.ml + cli_operations.ml param_*):
+ * set takes field=value and map-field:key=value (a map key is removed, then added, as
+ * xe's set_in_map does); remove and get take param-name [param-key].
+ */
+async function paramOp(api: Api, x: Ctx, a: Args, cls: string, op: ParamOp): Promise<void> {
+  const uuid = need(a, 'uuid');
+  if (op === 'list') return paramList(api, x, cls, uuid);
+  const ref = await byUuid(api, cls, uuid);
+  switch (op) {
+    case 'get': {
+      const name = need(a, 'param-name');
+      const fd = fieldOf(cls, name);
+      const key = a.kv.get('param-key');
+      if (key === undefined) return out(await fd[1](await api.call<Rec>(`${cls}.get_record`, ref), x));
+      const m = fd[3] === undefined ? undefined : (await api.call<Rec>(`${cls}.get_record`, ref))[fd[3]];
+      if (!isStruct(m ?? null)) throw new Usage(`Parameter '${name}' is not a map`);
+      const v = (m as Record<string, XmlRpcValue>)[key];
+      if (v === undefined) throw new Usage(`Key ${key} not found in map`);
+      return out(str(v));
+    }
+    case 'set': {
+      for (const [k, v] of a.kv) if (k !== 'uuid') await api.call(`${cls}.set_${settable(cls, k)}`, ref, v);
+      for (const [mapName, entries] of a.maps) {
+        const field = settable(cls, mapName);
+        for (const [k, v] of Object.entries(entries)) {
+          await api.call(`${cls}.remove_from_${field}`, ref, k);
+          await api.call(`${cls}.add_to_${field}`, ref, k, v);
+        }
+      }
+      return;
+    }
+    case 'remove': {
+      const field = settable(cls, need(a, 'param-name'));
+      return void (await api.call(`${cls}.remove_from_${field}`, ref, need(a, 'param-key')));
+    }
+    case 'clear': {
+      const field = settable(cls, need(a, 'param-name'));
+      const cur = (await api.call<Rec>(`${cls}.get_record`, ref))[field];
+      return void (await api.call(`${cls}.set_${field}`, ref, Array.isArray(cur) ? [] : isStruct(cur ?? null) ? {} : ''));
+    }
+  }
+}
+
 async function vmRef(api: Api, a: Args, ...keys: string[]): Promise<string> {
   const sel = need(a, ...keys);
   if (UUID_RE.test(sel)) {
@@ -307,7 +394,9 @@ async function run(api: Api, a: Args): Promise<void> {
       }
     },
   };
-  const host = async () => (a.kv.has('host-uuid') ? byUuid(api, 'host', a.kv.get('host-uuid')!) : (await api.call<string[]>('host.get_all'))[0]!);
+  // xe's default host is the one it talks to: the pool master.
+  const master = async () => api.call<string>('pool.get_master', (await api.call<string[]>('pool.get_all'))[0]!);
+  const host = async () => (a.kv.has('host-uuid') ? byUuid(api, 'host', a.kv.get('host-uuid')!) : master());
   switch (a.cmd) {
     case 'sr-create': {
       const sr = await api.call<string>(
@@ -418,6 +507,14 @@ async function run(api: Api, a: Args): Promise<void> {
         need(a, 'location'),
         a.maps.get('xenstore-data') ?? {},
         a.maps.get('sm-config') ?? {},
+        // cli_operations.ml vdi_introduce passes every parameter, with these fixed values
+        a.kv.get('managed') === 'true',
+        '0',
+        '0',
+        NULL,
+        false,
+        new DateTimeValue('19700101T00:00:00Z'),
+        NULL,
       );
       return out(await uuidOfRef(api, 'VDI', v));
     }
@@ -447,8 +544,16 @@ async function run(api: Api, a: Args): Promise<void> {
     }
     case 'vbd-list':
       return list(api, x, a, 'VBD', 'VBD');
-    case 'vm-start':
-      return void (await api.call('VM.start', await vmRef(api, a, 'vm', 'uuid'), false, false));
+    case 'vm-start': {
+      const vm = await vmRef(api, a, 'vm', 'uuid');
+      const on = a.kv.get('on');
+      if (on === undefined) return void (await api.call('VM.start', vm, false, false));
+      // on=<host name or uuid>: VM.start_on
+      const all = await api.call<Record<string, Record<string, unknown>>>('host.get_all_records');
+      const target = Object.entries(all).find(([, r]) => r.uuid === on || r.name_label === on)?.[0];
+      if (target === undefined) throw new Usage(`on=${on}: no host with that name or uuid`);
+      return void (await api.call('VM.start_on', vm, target, false, false));
+    }
     case 'vm-shutdown': {
       const vm = await vmRef(api, a, 'vm', 'uuid');
       return void (await api.call(a.force ? 'VM.hard_shutdown' : 'VM.clean_shutdown', vm));
@@ -523,8 +628,15 @@ async function run(api: Api, a: Args): Promise<void> {
     }
     case 'vm-destroy':
       return void (await api.call('VM.destroy', await byUuid(api, 'VM', need(a, 'uuid'))));
-    default:
+    case 'host-list':
+      return list(api, x, a, 'host', 'host');
+    case 'sm-list':
+      return list(api, x, a, 'SM', 'SM');
+    default: {
+      const m = /^(vdi|sr|vm|snapshot|template|pbd|vbd|sm|host)-param-(get|set|remove|clear|list)$/.exec(a.cmd);
+      if (m) return paramOp(api, x, a, PARAM_CLASS[m[1]!]!, m[2] as ParamOp);
       throw new Usage(`Unknown command: ${a.cmd}`);
+    }
   }
 }
 

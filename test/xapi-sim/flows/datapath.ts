@@ -5,7 +5,7 @@
 // path (a file or block device) directly.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import type { Ctx } from '../api.js';
+import { hostOf, type Ctx } from '../api.js';
 import { hasCap, smAttach, smUnit, type AttachInfo } from '../sm-exec.js';
 import { ApiError } from '../wire.js';
 import { vdiSr } from './common.js';
@@ -14,7 +14,7 @@ export async function attachActivate(ctx: Ctx, vdi: string, writable: boolean): 
   const sr = vdiSr(ctx, vdi);
   const w = String(writable);
   const info = await smAttach(ctx, { cmd: 'vdi_attach', sr, vdi, args: [w] });
-  const host = ctx.db.field<string>('host', ctx.sim.host, 'uuid');
+  const host = ctx.db.field<string>('host', hostOf(ctx), 'uuid');
   const smc = { ...ctx.db.field<Record<string, string>>('VDI', vdi, 'sm_config') };
   smc[`read-caching-enabled-on-${host}`] = String(!info.o_direct);
   if (info.o_direct) smc[`read-caching-reason-${host}`] = info.o_direct_reason;
@@ -45,19 +45,27 @@ export async function deactivateDetach(ctx: Ctx, vdi: string): Promise<void> {
     ctx.db.set('VDI', vdi, 'other_config', oc);
   }
   await smUnit(ctx, { cmd: 'vdi_detach', sr, vdi });
-  const host = ctx.db.field<string>('host', ctx.sim.host, 'uuid');
+  const host = ctx.db.field<string>('host', hostOf(ctx), 'uuid');
   const smc = { ...ctx.db.field<Record<string, string>>('VDI', vdi, 'sm_config') };
   delete smc[`read-caching-enabled-on-${host}`];
   delete smc[`read-caching-reason-${host}`];
   ctx.db.set('VDI', vdi, 'sm_config', smc);
 }
 
+/** The control domain of the host `ctx` runs on. */
+function dom0Of(ctx: Ctx): string {
+  const host = hostOf(ctx);
+  if (host === ctx.sim.host) return ctx.sim.dom0;
+  return ctx.db.where('VM', (v) => v.is_control_domain === true && v.resident_on === host)[0] ?? ctx.sim.dom0;
+}
+
 /** A dom0 VBD for the duration of fn, as Sm_fs_ops.with_block_attached_device does. */
 export async function withDom0Attached<T>(ctx: Ctx, vdi: string, writable: boolean, fn: (path: string) => Promise<T>): Promise<T> {
+  const dom0 = dom0Of(ctx);
   const vbd = ctx.db.create('VBD', {
-    VM: ctx.sim.dom0,
+    VM: dom0,
     VDI: vdi,
-    userdevice: String(ctx.db.where('VBD', (v) => v.VM === ctx.sim.dom0).length),
+    userdevice: String(ctx.db.where('VBD', (v) => v.VM === dom0).length),
     mode: writable ? 'RW' : 'RO',
     type: 'Disk',
     unpluggable: true,

@@ -1,7 +1,7 @@
 // SR and PBD flows: create, introduce, plug/unplug, scan (CA-399757 retry),
 // update, probe, forget, destroy (xapi_sr.ml, xapi_pbd.ml, storage_access.ml).
-import { rawSetter, type Ctx, type Registry } from '../api.js';
-import { features, hasCap, myPbd, smExec, smOfType, smString, smUnit } from '../sm-exec.js';
+import { onHost, rawSetter, type Ctx, type Registry } from '../api.js';
+import { features, hasCap, myPbd, smExec, smOfType, smString, smUnit, srMasterOf } from '../sm-exec.js';
 import { withSubtask } from '../tasks.js';
 import { ApiError, NULL_REF } from '../wire.js';
 import { assertCap, assertPlugged, srAllowedOps, srUnsupported } from './common.js';
@@ -33,8 +33,16 @@ export function refreshSrOps(ctx: Ctx, sr: string): void {
   ctx.db.set('SR', sr, 'allowed_operations', srAllowedOps(features(ctx, sr)));
 }
 
-export async function pbdPlug(ctx: Ctx, pbd: string): Promise<void> {
-  if (ctx.db.field('PBD', pbd, 'currently_attached') === true) return;
+/** `ctx` on the SR master of `sr` (where xapi forwards SR-wide work), else unchanged. */
+function onSrMaster(ctx: Ctx, sr: string): Ctx {
+  const m = srMasterOf(ctx, sr);
+  return m === undefined ? ctx : onHost(ctx, m);
+}
+
+/** PBD.plug runs on the PBD's host: sr_attach there, with that host's SRmaster. */
+export async function pbdPlug(ctx0: Ctx, pbd: string): Promise<void> {
+  if (ctx0.db.field('PBD', pbd, 'currently_attached') === true) return;
+  const ctx = onHost(ctx0, ctx0.db.field<string>('PBD', pbd, 'host'));
   const sr = ctx.db.field<string>('PBD', pbd, 'SR');
   smOfType(ctx, ctx.db.field<string>('SR', sr, 'type'));
   await smUnit(ctx, { cmd: 'sr_attach', sr });
@@ -42,20 +50,32 @@ export async function pbdPlug(ctx: Ctx, pbd: string): Promise<void> {
   refreshSrOps(ctx, sr);
 }
 
-export async function pbdUnplug(ctx: Ctx, pbd: string): Promise<void> {
-  if (ctx.db.field('PBD', pbd, 'currently_attached') !== true) return;
+export async function pbdUnplug(ctx0: Ctx, pbd: string): Promise<void> {
+  if (ctx0.db.field('PBD', pbd, 'currently_attached') !== true) return;
+  const host = ctx0.db.field<string>('PBD', pbd, 'host');
+  const ctx = onHost(ctx0, host);
   const sr = ctx.db.field<string>('PBD', pbd, 'SR');
+  // Only this host's attached disks keep its PBD plugged (a VM with no valid resident_on counts everywhere).
+  const onThisHost = (vm: string): boolean => {
+    const r = ctx.db.has('VM', vm) ? ctx.db.field<string>('VM', vm, 'resident_on') : NULL_REF;
+    return r === host || !ctx.db.has('host', r);
+  };
   const busy = ctx.db.where(
     'VBD',
-    (v) => v.currently_attached === true && ctx.db.has('VDI', v.VDI as string) && ctx.db.field('VDI', v.VDI as string, 'SR') === sr,
+    (v) =>
+      v.currently_attached === true &&
+      ctx.db.has('VDI', v.VDI as string) &&
+      ctx.db.field('VDI', v.VDI as string, 'SR') === sr &&
+      onThisHost(v.VM as string),
   );
   if (busy.length > 0) throw new ApiError('VDI_IN_USE', [ctx.db.field<string>('VBD', busy[0]!, 'VDI'), 'unplug']);
   await smUnit(ctx, { cmd: 'sr_detach', sr });
   ctx.db.set('PBD', pbd, 'currently_attached', false);
 }
 
-/** SR.scan: sr_scan + sr_update, repeated while the plugin changes the SR's VDI set (max 10 retries). */
-export async function srScan(ctx: Ctx, sr: string): Promise<void> {
+/** SR.scan (on the SR master): sr_scan + sr_update, repeated while the plugin changes the SR's VDI set (max 10 retries). */
+export async function srScan(ctx0: Ctx, sr: string): Promise<void> {
+  const ctx = onSrMaster(ctx0, sr);
   assertPlugged(ctx, sr);
   const refs = () => ctx.db.where('VDI', (r) => r.SR === sr).sort().join(' ');
   for (let limit = 10; ; limit--) {
@@ -135,17 +155,21 @@ export function registerSr(reg: Registry): void {
       const t = type.toLowerCase();
       if (ctx.db.where('SM', (r) => r.type === t).length === 0) throw new ApiError('SR_UNKNOWN_DRIVER', [t]);
       const sr = introduceSr(ctx, { name_label: nl, name_description: nd, type: t, content_type: ct, shared, sm_config: smc ?? {} });
-      const pbd = ctx.db.create('PBD', { host, SR: sr, device_config: dc, currently_attached: false });
+      // Shared: one PBD per host, the master's first; else one on `host` (xapi_sr.ml create).
+      const master = ctx.db.field<string>('pool', ctx.sim.pool, 'master');
+      const hosts = shared ? [master, ...ctx.db.all('host').filter((h) => h !== master)] : [host];
+      const pbds = hosts.map((h) => ctx.db.create('PBD', { host: h, SR: sr, device_config: dc, currently_attached: false }));
       try {
-        await smUnit(ctx, { cmd: 'sr_create', sr, deviceConfig: dc, args: [String(size)] });
+        // sr_create runs on the host given, with SRmaster forced true.
+        await smUnit(onHost(ctx, host), { cmd: 'sr_create', sr, deviceConfig: dc, args: [String(size)] });
       } catch (e) {
         if (ctx.db.has('SR', sr)) ctx.db.destroy('SR', sr);
-        if (ctx.db.has('PBD', pbd)) ctx.db.destroy('PBD', pbd);
+        for (const pbd of pbds) if (ctx.db.has('PBD', pbd)) ctx.db.destroy('PBD', pbd);
         throw srUnsupported(e, sr);
       }
       const { SRmaster: _m, ...rest } = dc;
-      ctx.db.set('PBD', pbd, 'device_config', rest);
-      await withSubtask(ctx, 'Async.PBD.plug', (c) => pbdPlug(c, pbd));
+      for (const pbd of pbds) ctx.db.set('PBD', pbd, 'device_config', { ...rest });
+      for (const pbd of pbds) await withSubtask(ctx, 'Async.PBD.plug', (c) => pbdPlug(c, pbd));
       return sr;
     },
   });
@@ -178,6 +202,7 @@ export function registerSr(reg: Registry): void {
     fn: async (ctx, sr: string) => {
       ctx.db.get('SR', sr);
       assertAllUnplugged(ctx, sr);
+      ctx = onSrMaster(ctx, sr);
       const pbd = myPbd(ctx, sr);
       if (pbd === undefined) throw new ApiError('SR_NO_PBDS', [sr]);
       await smUnit(ctx, { cmd: 'sr_attach', sr });
@@ -223,7 +248,7 @@ export function registerSr(reg: Registry): void {
         throw new ApiError('SR_BACKEND_FAILURE', [`Operation 'sr_probe' not supported by this SR type`, '', '']);
       }
       try {
-        return await smString(ctx, { cmd: 'sr_probe', type: t, deviceConfig: dc, srSmConfig: smc });
+        return await smString(onHost(ctx, host), { cmd: 'sr_probe', type: t, deviceConfig: dc, srSmConfig: smc });
       } catch (e) {
         throw srUnsupported(e, NULL_REF);
       }

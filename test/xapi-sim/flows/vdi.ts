@@ -380,7 +380,8 @@ export function registerVdi(reg: Registry): void {
         throw unimplemented(e, sr);
       }
       const vdi = findByLocation(ctx, sr, info.location);
-      ctx.db.update('VDI', vdi, { other_config: oc, xenstore_data: xsd, sharable, type, name_label: nl, name_description: nd });
+      // CA-13140 (xapi_vdi.ml introduce): the SR filled in name and description; only non-empty overrides apply
+      ctx.db.update('VDI', vdi, { other_config: oc, xenstore_data: xsd, sharable, type, ...(nl !== '' ? { name_label: nl } : {}), ...(nd !== '' ? { name_description: nd } : {}) });
       return vdi;
     },
   });

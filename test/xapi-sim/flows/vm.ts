@@ -4,7 +4,7 @@
 // snapshot's disks, re-point snapshot_of) or, behind --revert-flow vdi-revert,
 // trying VDI.revert first (xapi >= 26.16), and VM.destroy.
 import { randomUUID } from 'node:crypto';
-import { coerceField, type Ctx, type Registry } from '../api.js';
+import { coerceField, hostOf, onHost, type Ctx, type Registry } from '../api.js';
 import { SCHEMA } from '../schema.js';
 import { hasCap, smUnit } from '../sm-exec.js';
 import { checkCancel, setProgress, withSubtask } from '../tasks.js';
@@ -86,19 +86,27 @@ async function unplugDisks(ctx: Ctx, vm: string): Promise<void> {
   }
 }
 
+/** VM.start runs on the host `ctx` is on (VM.start_on: the chosen one): its disks attach there. */
 export async function vmStart(ctx: Ctx, vm: string): Promise<void> {
   assertNotSnapshot(ctx, vm);
   if (ctx.db.field('VM', vm, 'is_a_template') === true) throw new ApiError('VM_IS_TEMPLATE', [vm]);
   assertState(ctx, vm, ['halted']);
   await plugDisks(ctx, vm);
-  ctx.db.update('VM', vm, { power_state: 'Running', resident_on: ctx.sim.host, domid: nextDomid(ctx) });
+  ctx.db.update('VM', vm, { power_state: 'Running', resident_on: hostOf(ctx), domid: nextDomid(ctx) });
+}
+
+/** `ctx` forwarded to the host the VM runs on (message_forwarding.ml), else unchanged. */
+function onResident(ctx: Ctx, vm: string): Ctx {
+  const h = ctx.db.field<string>('VM', vm, 'resident_on');
+  return ctx.db.has('host', h) ? onHost(ctx, h) : ctx;
 }
 
 function nextDomid(ctx: Ctx): number {
   return 1 + Math.max(0, ...ctx.db.all('VM').map((v) => ctx.db.field<number>('VM', v, 'domid')));
 }
 
-export async function vmShutdown(ctx: Ctx, vm: string, hard: boolean): Promise<void> {
+export async function vmShutdown(ctx0: Ctx, vm: string, hard: boolean): Promise<void> {
+  const ctx = onResident(ctx0, vm);
   assertState(ctx, vm, hard ? ['running', 'paused', 'suspended'] : ['running']);
   if (lcState(ctx, vm) === 'suspended') {
     const sv = ctx.db.field<string>('VM', vm, 'suspend_VDI');
@@ -111,7 +119,8 @@ export async function vmShutdown(ctx: Ctx, vm: string, hard: boolean): Promise<v
 }
 
 /** Suspend as checkpoint needs it: disks released, a suspend image created on the SM. */
-async function vmSuspend(ctx: Ctx, vm: string): Promise<void> {
+async function vmSuspend(ctx0: Ctx, vm: string): Promise<void> {
+  const ctx = onResident(ctx0, vm);
   const disks = vbdsOf(ctx, vm).filter((v) => isDisk(ctx, v));
   const pool = ctx.db.get('pool', ctx.sim.pool);
   let sr = pool.suspend_image_SR as string;
@@ -135,7 +144,8 @@ async function vmSuspend(ctx: Ctx, vm: string): Promise<void> {
   ctx.db.update('VM', vm, { power_state: 'Suspended', suspend_VDI: suspend, domid: -1 });
 }
 
-async function vmResume(ctx: Ctx, vm: string): Promise<void> {
+async function vmResume(ctx0: Ctx, vm: string): Promise<void> {
+  const ctx = onResident(ctx0, vm);
   await plugDisks(ctx, vm);
   const sv = ctx.db.field<string>('VM', vm, 'suspend_VDI');
   ctx.db.update('VM', vm, { power_state: 'Running', domid: nextDomid(ctx), suspend_VDI: NULL_REF });
@@ -433,6 +443,20 @@ export function registerVm(reg: Registry): void {
     ],
     async: true,
     fn: (ctx, vm: string) => vmStart(ctx, vm),
+  });
+  reg.add('VM.start_on', {
+    params: [
+      ['vm', 'ref'],
+      ['host', 'ref'],
+      ['start_paused', 'bool'],
+      ['force', 'bool'],
+    ],
+    async: true,
+    fn: (ctx, vm: string, host: string) => {
+      ctx.db.get('VM', vm);
+      ctx.db.get('host', host);
+      return vmStart(onHost(ctx, host), vm);
+    },
   });
   reg.add('VM.clean_shutdown', { params: [['vm', 'ref']], async: true, fn: (ctx, vm: string) => vmShutdown(ctx, vm, false) });
   reg.add('VM.hard_shutdown', { params: [['vm', 'ref']], async: true, fn: (ctx, vm: string) => vmShutdown(ctx, vm, true) });
