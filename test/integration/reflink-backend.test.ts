@@ -21,37 +21,13 @@ import {
   writePattern,
   type ConformanceTarget,
 } from '../conformance/backend-conformance.js';
+import { fillFile } from '../helpers/fill.js';
 import { createLoopFs, describeLoopFs, type LoopFs, type LoopFsKind } from './harness/loopfs.js';
 
 const MiB = 1024 * 1024;
 // allow-copy logs every full copy as a warning: keep the test output readable.
 process.env.FLATSNAP_LOG_LEVEL ??= 'error';
 
-/** Writes a ballast file beside the SR until even 4 KiB writes keep failing with ENOSPC. */
-async function fillFs(path: string): Promise<void> {
-  const fh = await open(path, 'w');
-  let chunk = MiB;
-  let fails = 0;
-  try {
-    while (chunk >= 4096) {
-      try {
-        await fh.write(Buffer.alloc(chunk, 0x5a));
-        fails = 0;
-        continue;
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'ENOSPC') throw e;
-      }
-      // fsync makes XFS give back speculative preallocation and btrfs commit: retry once more.
-      await fh.sync().catch(() => undefined);
-      if (++fails >= 2) {
-        chunk >>= 1;
-        fails = 0;
-      }
-    }
-  } finally {
-    await fh.close();
-  }
-}
 
 async function syncFs(path: string): Promise<void> {
   await execa('sync', ['-f', path], { stdin: 'ignore' });
@@ -69,7 +45,7 @@ function loopTarget(kind: LoopFsKind, opts: ReflinkBackendOptions = {}, sizeMiB?
       reopen: () => new ReflinkBackend(dir, opts),
       listRoot: async () => (await readdir(dir)).filter((n) => n !== SR_MARKER).sort(),
       teardown: () => fs.teardown(),
-      fill: () => fillFs(ballast),
+      fill: () => fillFile(ballast),
       unfill: async () => {
         await rm(ballast, { force: true });
         await syncFs(fs.mountpoint);

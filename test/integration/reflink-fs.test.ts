@@ -20,6 +20,7 @@ import {
   volumeSize,
 } from '../../src/backends/reflink/volume.js';
 import { createLoopFs, describeLoopFs, type LoopFs, type LoopFsKind, type LoopFsOptions } from './harness/loopfs.js';
+import { fillFile } from '../helpers/fill.js';
 
 const MiB = 1024 * 1024;
 let uuidSeq = 0;
@@ -75,31 +76,6 @@ async function smError(fn: () => Promise<unknown>): Promise<SmError> {
   throw new Error('expected an SmError, got success');
 }
 
-/** Fills the filesystem: writes in shrinking chunks until even 4 KiB writes keep failing with ENOSPC. */
-async function fill(dir: string): Promise<void> {
-  const fh = await open(join(dir, 'ballast'), 'w');
-  let chunk = MiB;
-  let fails = 0;
-  try {
-    while (chunk >= 4096) {
-      try {
-        await fh.write(Buffer.alloc(chunk, 0x5a));
-        fails = 0;
-        continue;
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'ENOSPC') throw e;
-      }
-      // fsync makes XFS give back speculative preallocation and btrfs commit: retry once more.
-      await fh.sync().catch(() => undefined);
-      if (++fails >= 2) {
-        chunk >>= 1;
-        fails = 0;
-      }
-    }
-  } finally {
-    await fh.close();
-  }
-}
 
 interface Target {
   name: string;
@@ -352,7 +328,7 @@ describeLoopFs('reflink layer on real filesystems', ['xfs', 'btrfs', 'ext4', 'tm
       const u = newUuid();
       await createSparse(volumePath(dir, u), 64 * MiB);
       await writeSidecar(dir, meta(u, { nameLabel: 'before' }));
-      await fill(dir);
+      await fillFile(join(dir, 'ballast'));
       expect(identifyFs(dir).availBytes).toBeLessThan(MiB);
 
       const e = await smError(() => writeSidecar(dir, meta(u, { nameLabel: 'after', nameDescription: 'x'.repeat(8192) })));

@@ -20,6 +20,7 @@ import {
   writePattern,
   type ConformanceTarget,
 } from '../conformance/backend-conformance.js';
+import { fillFile } from '../helpers/fill.js';
 import { describeZfs, type ZfsTestContext } from './harness/zfs-pool.js';
 
 const MiB = 1024 * 1024;
@@ -38,30 +39,6 @@ function collectingLogger(): ZfsLogger & { warnings: string[] } {
 
 const quiet = collectingLogger();
 
-/** Writes into a ballast dataset beside the SR until even 4 KiB writes keep failing with ENOSPC. */
-async function fillFile(path: string): Promise<void> {
-  const fh = await open(path, 'w');
-  let chunk = MiB;
-  let fails = 0;
-  try {
-    while (chunk >= 4096) {
-      try {
-        await fh.write(Buffer.alloc(chunk, 0x5a));
-        fails = 0;
-        continue;
-      } catch (e) {
-        if (!['ENOSPC', 'EDQUOT'].includes((e as { code?: string }).code ?? '')) throw e;
-      }
-      await fh.sync().catch(() => undefined);
-      if (++fails >= 2) {
-        chunk >>= 1;
-        fails = 0;
-      }
-    }
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-}
 
 function zfsTarget(ctx: ZfsTestContext, tag: string): () => Promise<ConformanceTarget> {
   return async () => {
