@@ -3,31 +3,100 @@
 // (see plugin/launcher.cjs for why a launcher and a V8 code cache).
 // plugin/install.sh re-stamps the shebang for the target host's Node.
 import { build } from 'esbuild';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
 
 // xapi's own discovery request: the code it runs is what the cache should hold.
 const DRIVER_INFO =
   '<methodCall><methodName>sr_get_driver_info</methodName><params><param><value><struct><member><name>host_ref</name><value>OpaqueRef:NULL</value></member><member><name>command</name><value>sr_get_driver_info</value></member><member><name>args</name><value><array><data/></array></value></member><member><name>device_config</name><value><struct/></value></member></struct></value></param></params></methodCall>';
+
+/** A request encoded as xapi's sm_exec writes it: bare string values, no header. */
+function xapiCall(command, fields) {
+  const value = (v) =>
+    typeof v === 'string'
+      ? `<value>${v}</value>`
+      : Array.isArray(v)
+        ? `<value><array><data>${v.map(value).join('')}</data></array></value>`
+        : `<value><struct>${Object.entries(v).map(([k, x]) => `<member><name>${k}</name>${value(x)}</member>`).join('')}</struct></value>`;
+  return `<methodCall><methodName>${command}</methodName><params><param>${value(fields)}</param></params></methodCall>`;
+}
+
+// The driver's cache is written by an ordinary command that needs neither xapi nor
+// storage: vdi_attach on an SR directory that does not exist fails fast, after the
+// parse, the log, the dispatch, the shared-SR rules, the type analysis and the
+// reflink backend's open, which every command runs (it refuses with fault 46).
+// Its locks go to a scratch directory.
+const scratch = mkdtempSync(join(tmpdir(), 'flatsnap-build-'));
+const NO_SR_ATTACH = xapiCall('vdi_attach', {
+  host_ref: 'OpaqueRef:NULL',
+  command: 'vdi_attach',
+  args: ['true'],
+  device_config: { SRmaster: 'true', path: join(scratch, 'no-sr') },
+  session_ref: 'OpaqueRef:NULL',
+  sr_ref: 'OpaqueRef:NULL',
+  sr_uuid: '00000000-0000-4000-8000-000000000000',
+  vdi_ref: 'OpaqueRef:NULL',
+  vdi_location: '00000000-0000-4000-8000-000000000001',
+  vdi_uuid: '00000000-0000-4000-8000-000000000001',
+});
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const node = process.env.FLATSNAP_NODE ?? process.execPath;
 const lib = 'plugin/flatsnap-lib';
 mkdirSync(lib, { recursive: true });
 
 // xapi runs sr_get_driver_info at every toolstack start, for every plugin, and it
-// must not pay for the whole driver: info.cjs is the same entry with the command
-// modules stubbed out (they are only ever loaded lazily), and the launcher sends
-// exactly xapi's discovery request there. Anything else goes to driver.cjs.
-const stubCommands = {
-  name: 'stub-command-modules',
+// must not pay for the whole driver: info.cjs is the same entry without anything
+// loaded on demand (command modules, backends, the shared-SR rules: every dynamic
+// import is left out), and the launcher sends exactly xapi's discovery request
+// there. Anything else goes to driver.cjs.
+const leaveOutDynamicImports = {
+  name: 'leave-out-dynamic-imports',
   setup(b) {
-    b.onResolve({ filter: /^\.\/commands\/.*\.js$/ }, (a) => (a.importer.endsWith('src/sr/commands.ts') ? { path: a.path, namespace: 'stub' } : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'throw new Error("info bundle: command modules are not included");', loader: 'js' }));
+    b.onResolve({ filter: /.*/ }, (a) => (a.kind === 'dynamic-import' ? { path: a.path, namespace: 'left-out' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'left-out' }, () => ({ contents: 'throw new Error("info bundle: modules loaded on demand are not included");', loader: 'js' }));
+  },
+};
+
+// Three build-time changes to winston's dependencies, each for a cost paid on
+// every exec (bench/README.md, cold start) and none changing what is logged:
+// - @colors/colors probes the terminal when loaded, through process.stdout and
+//   process.stderr: creating those stream objects (a pipe's is a net.Socket) costs a
+//   seventh of bare Node's start-up. logform's colorizer forces colours on anyway,
+//   so the probe is replaced by its "no colour terminal" answer.
+// - readable-stream's pipe() compares the destination with process.stdout and
+//   process.stderr, which creates both for winston's first transport. Node marks
+//   those two objects with _isStdio, so the same comparison is made on the mark.
+// - readable-stream takes its Stream base class from Node's `stream`, whose loading
+//   costs a tenth of bare Node's start-up; its own browser build uses EventEmitter,
+//   which is all the base gives its Readable and Writable (they define pipe themselves).
+const STDIO_TEST = 'dest !== process.stdout && dest !== process.stderr';
+const trimLoggingDeps = {
+  name: 'trim-logging-deps',
+  setup(b) {
+    b.onResolve({ filter: /\/system\/supports-colors(\.js)?$/ }, (a) =>
+      a.importer.includes('/node_modules/@colors/colors/') ? { path: 'supports-colors', namespace: 'no-colour-terminal' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'no-colour-terminal' }, () => ({
+      contents: 'const none = () => false; module.exports = { supportsColor: none, stdout: false, stderr: false };',
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /\/node_modules\/readable-stream\/lib\/_stream_readable\.js$/ }, (a) => {
+      const src = readFileSync(a.path, 'utf8');
+      if (!src.includes(STDIO_TEST)) throw new Error(`${a.path}: the stdio test to rewrite is gone; review trimLoggingDeps`);
+      return { contents: src.replace(STDIO_TEST, 'dest._isStdio !== true'), loader: 'js' };
+    });
+    b.onResolve({ filter: /^stream$/ }, (a) =>
+      a.importer.includes('/node_modules/readable-stream/')
+        ? { path: resolve('node_modules/readable-stream/lib/internal/streams/stream-browser.js') }
+        : undefined,
+    );
   },
 };
 const entries = [
-  { src: 'src/bin/FlatSnapSR.ts', bundle: 'info.cjs', plugins: [stubCommands], warm: [DRIVER_INFO] },
-  { src: 'src/bin/FlatSnapSR.ts', bundle: 'driver.cjs', launcher: 'plugin/FlatSnapSR', info: 'info.cjs', warm: ['<methodCall/>'] },
+  { src: 'src/bin/FlatSnapSR.ts', bundle: 'info.cjs', plugins: [leaveOutDynamicImports], warm: [DRIVER_INFO] },
+  { src: 'src/bin/FlatSnapSR.ts', bundle: 'driver.cjs', launcher: 'plugin/FlatSnapSR', info: 'info.cjs', warm: [NO_SR_ATTACH] },
   { src: 'src/bin/flatsnap.ts', bundle: 'cli.cjs', launcher: 'plugin/flatsnap', warm: ['--help'] },
 ];
 const launcher = readFileSync('plugin/launcher.cjs', 'utf8');
@@ -59,7 +128,7 @@ for (const e of entries) {
     },
     banner: { js: "const __flatsnapModuleUrl=require('url').pathToFileURL(__filename).href;" },
     logLevel: 'warning',
-    plugins: e.plugins ?? [],
+    plugins: [...(e.plugins ?? []), trimLoggingDeps],
   });
   rmSync(`${out}.cache`, { force: true });
 }
@@ -73,8 +142,9 @@ for (const e of entries) {
   // One warm-up run writes each bundle's V8 code cache, so the first real call is fast too.
   const via = e.launcher ?? 'plugin/FlatSnapSR';
   try {
-    execFileSync(via, e.warm, { stdio: 'ignore', env: { ...process.env, FLATSNAP_SMLOG: '/dev/null' } });
+    execFileSync(via, e.warm, { stdio: 'ignore', env: { ...process.env, FLATSNAP_SMLOG: '/dev/null', FLATSNAP_LOCK_DIR: join(scratch, 'lock') } });
   } catch {
     // The warm-up only matters for the cache; a non-zero exit is fine.
   }
 }
+rmSync(scratch, { recursive: true, force: true });

@@ -6,14 +6,17 @@
 //
 // winston's index eagerly loads its File and Http transports, and with them
 // zlib, http and https: tens of milliseconds on every xapi exec. So only the
-// logger core and the Stream transport are imported, and a log file is just an
-// append stream.
+// logger core and the Stream transport are imported. A log file is written
+// line by line with appending writeSync, like the syslog datagrams: an fs write
+// stream would load Node's stream, fs/promises and readline modules on every exec
+// (a fifth of bare Node's own start-up), and a synchronous line cannot be lost at
+// exit.
 import type { Logger, transport } from 'winston';
 import createLogger from 'winston/lib/winston/create-logger.js';
 import StreamTransport from 'winston/lib/winston/transports/stream.js';
 import printf from 'logform/printf.js';
 import Transport from 'winston-transport';
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync, openSync, writeSync } from 'node:fs';
 import { loadNative } from './native.js';
 
 const pid = process.pid;
@@ -23,6 +26,19 @@ const smlogLine = printf((info) => {
   const lvl = info.level === 'info' ? '' : `${String(info.level).toUpperCase()}: `;
   return `${t} SM: [${pid}] ${lvl}${String(info.message)}`;
 });
+
+// winston-transport puts the formatted line under this symbol (triple-beam's MESSAGE).
+const MESSAGE = Symbol.for('message');
+
+class FileTransport extends Transport {
+  constructor(private readonly fd: number) {
+    super({ format: smlogLine });
+  }
+  override log(info: Record<string | symbol, unknown>, next: () => void): void {
+    writeSync(this.fd, `${String(info[MESSAGE])}\n`);
+    next();
+  }
+}
 
 class SyslogTransport extends Transport {
   constructor(private readonly send: (line: string, err: boolean) => boolean) {
@@ -40,7 +56,14 @@ class SyslogTransport extends Transport {
 
 function pickTransport(): transport {
   const file = process.env.FLATSNAP_SMLOG;
-  if (file) return new StreamTransport({ stream: createWriteStream(file, { flags: 'a' }), format: smlogLine });
+  if (file) {
+    try {
+      return new FileTransport(openSync(file, 'a'));
+    } catch (e) {
+      // An unwritable log file must not cost the call: stderr is captured by xapi.
+      process.stderr.write(`SM: cannot open ${file}: ${(e as Error).message}\n`);
+    }
+  }
   const sock = process.env.FLATSNAP_SYSLOG_SOCKET ?? '/dev/log';
   const native = existsSync(sock) && process.env.FLATSNAP_NO_SYSLOG !== '1' ? loadNative() : undefined;
   if (native) return new SyslogTransport((line, err) => native.syslog(sock, err ? 3 : 6, line));
