@@ -44,6 +44,19 @@ export interface ProbeResult {
   size: number;
 }
 
+/**
+ * What xapi's row of a VDI says about where its object lives (flatsnap's own sm_config
+ * keys, xapi-sync.ts). Only a hint: it may be missing (rows made before the key existed)
+ * or stale (a crash between a storage change and the row's update).
+ */
+export interface VdiHint {
+  vdi: string;
+  /** sm_config flatsnap-object: the object's id. */
+  object?: string;
+  /** sm_config flatsnap-volume: for a snapshot VDI, the volume object it lives in. */
+  volume?: string;
+}
+
 export interface Backend {
   readonly kind: 'zfs' | 'reflink';
   readonly capabilities: Capabilities;
@@ -69,6 +82,22 @@ export interface Backend {
    * datapath and health only read and may be called on any host.
    */
   inventory(): Promise<StoredObject[]>;
+  /**
+   * Optional: the part of the SR the lineage decisions about some VDIs need, read without
+   * listing every object, so that per-VDI commands do not grow with the SR. It holds every
+   * object that claims one of the VDIs, with its ancestors, and on a dependent backend
+   * everything connected to them through parent links (the whole clone tree they are in:
+   * deletes and reverts decide on descendants); on an independent one descendants decide
+   * nothing. Plans and lineage stamps from it come out as from inventory(). What the
+   * caller will decide narrows it: `descendants: false` (snapshot, clone, update, attach,
+   * resize: nothing is destroyed or retired) lets a dependent backend leave out what hangs
+   * below; `ancestors: false` (no lineage stamp of the VDIs' existing objects is taken, only
+   * plans and stamps of what they make) lets an independent one leave the ancestors out.
+   * undefined when the backend cannot tell cheaply or surely (a hint missing or stale, a
+   * pending swap, a parent it cannot find by name): the caller falls back to inventory().
+   * Only reads; like inventory(), call it on the SR master under the SR lock.
+   */
+  family?(hints: readonly VdiHint[], opts?: { ancestors?: boolean; descendants?: boolean }): Promise<StoredObject[] | undefined>;
 
   // Lineage plan actions (src/lineage model.ts `Action`), one method each. Each
   // either completes or leaves storage as it was, so the control module can undo

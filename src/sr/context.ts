@@ -1,16 +1,21 @@
 // The per-call context every handler works from: the validated request, the
 // backend (built lazily from device_config), the XenAPI client (built lazily from
 // the request's session), and the SR's lineage loaded from ONE backend inventory
-// per call. Tests construct it with their own backend and XenAPI stand-ins.
+// per call, or for a per-VDI command only the part of it that command's decisions
+// need (Backend.family), so that its cost does not grow with the SR. Tests construct
+// it with their own backend and XenAPI stand-ins.
 import { randomUUID } from 'node:crypto';
 import { SmError } from '../errors.js';
-import type { Backend, StoredObject } from '../backends/backend.js';
+import type { Backend, StoredObject, VdiHint } from '../backends/backend.js';
 import { openBackend } from '../backends/type-analysis.js';
 import { LineageTree } from '../lineage/index.js';
+import { log } from '../log.js';
 import type { SmRequest } from '../smapi/request.js';
+import type { VdiRecord } from '../xapi/records.js';
 import type { SrCalls } from '../xapi/sr.js';
 import type { VdiCalls } from '../xapi/vdi.js';
 import type { CommandContext } from './registry.js';
+import { SM_OBJECT_KEY, SM_VOLUME_KEY, virtualAllocation } from './xapi-sync.js';
 
 /** The XenAPI calls the handlers make (XapiClient has them all; tests pass an in-memory fake). */
 export interface XapiPort {
@@ -37,6 +42,20 @@ export interface Lineage {
   tree: LineageTree;
   /** Object id -> what storage said about it; kept in step by the plan runner. */
   objects: Map<string, StoredObject>;
+  /**
+   * false: only the family of the VDIs a per-VDI command works on, not every object of
+   * the SR (an inventory: true or absent); SR-wide sums cannot be taken from it then,
+   * only what changed.
+   */
+  complete?: boolean;
+  /** Σ virtual sizes of the visible VDIs among `objects` when loaded (for that change). */
+  loadedAllocation?: number;
+}
+
+function lineageOf(backend: Backend, objs: readonly StoredObject[], complete: boolean): Lineage {
+  const tree = new LineageTree(backend.capabilities, objs);
+  const objects = new Map(objs.map((o) => [o.id, o] as const));
+  return { tree, objects, complete, loadedAllocation: virtualAllocation(tree, objects) };
 }
 
 export interface ContextDeps {
@@ -52,6 +71,7 @@ export class SrContext implements CommandContext {
   private backendPromise: Promise<Backend> | undefined;
   private xapiValue: XapiPort | undefined;
   private lineagePromise: Promise<Lineage> | undefined;
+  private readonly records = new Map<string, Promise<VdiRecord>>();
   readonly now: () => number;
   readonly newUuid: () => string;
 
@@ -124,11 +144,61 @@ export class SrContext implements CommandContext {
   lineage(): Promise<Lineage> {
     this.lineagePromise ??= (async () => {
       const backend = await this.backend();
-      const inv = await backend.inventory();
-      const objects = new Map(inv.map((o) => [o.id, o] as const));
-      return { tree: new LineageTree(backend.capabilities, inv), objects };
+      return lineageOf(backend, await backend.inventory(), true);
     })();
     return this.lineagePromise;
+  }
+
+  /** xapi's row of a VDI of this request, read once per request. */
+  vdiRecord(ref: string): Promise<VdiRecord> {
+    let p = this.records.get(ref);
+    if (p === undefined) {
+      p = this.xapi.VDI.get_record(ref);
+      this.records.set(ref, p);
+      p.catch(() => this.records.delete(ref));
+    }
+    return p;
+  }
+
+  /**
+   * The lineage a command on these VDIs (uuid and ref) needs: their family (Backend.family,
+   * located through the hints in their xapi rows) where the backend can read it on its own,
+   * else, or if it says it cannot, the whole SR's. Plans and lineage stamps are the same
+   * either way (see Backend.family); SR sizes then change by what the command changed.
+   * A VDI given without a ref is looked for without hints (no XenAPI call: vdi_attach).
+   * `stamps`: the command takes the lineage stamp of these VDIs' existing objects
+   * (vdi_update), so their ancestors must be there too; `retires`: it may destroy or
+   * tombstone (vdi_delete, vdi_revert), which is decided on everything below them.
+   */
+  async lineageFor(vdis: ReadonlyArray<{ vdi: string; ref?: string }>, opts: { stamps?: boolean; retires?: boolean } = {}): Promise<Lineage> {
+    if (this.lineagePromise !== undefined) return this.lineagePromise;
+    const backend = await this.backend();
+    if (backend.family === undefined) return this.lineage();
+    const hints: VdiHint[] = [];
+    for (const { vdi, ref } of vdis) {
+      if (ref === undefined) {
+        hints.push({ vdi });
+        continue;
+      }
+      const sm = await this.vdiRecord(ref).then(
+        (r) => r.sm_config,
+        (e: unknown) => {
+          log().debug(`${this.req.command}: no xapi row for the hints of VDI ${vdi}: ${e instanceof Error ? e.message : String(e)}`);
+          return {} as Record<string, string>;
+        },
+      );
+      const h: VdiHint = { vdi };
+      if (sm[SM_OBJECT_KEY] !== undefined) h.object = sm[SM_OBJECT_KEY].toLowerCase();
+      if (sm[SM_VOLUME_KEY] !== undefined) h.volume = sm[SM_VOLUME_KEY].toLowerCase();
+      hints.push(h);
+    }
+    const objs = await backend.family(hints, { ancestors: opts.stamps === true, descendants: opts.retires === true });
+    if (objs === undefined) {
+      log().debug(`${this.req.command}: the family of ${vdis.map((v) => v.vdi).join(', ')} needs the whole SR: full inventory`);
+      return this.lineage();
+    }
+    log().debug(`${this.req.command}: family of ${vdis.map((v) => v.vdi).join(', ')}: ${objs.length} object(s)`);
+    return lineageOf(backend, objs, false);
   }
 }
 

@@ -25,7 +25,7 @@ export async function newVdiFrom(ctx: SrContext, kind: 'snapshot' | 'clone'): Pr
   const fail = kind === 'snapshot' ? 'VDISnapshot' : 'VDIClone';
   const source = ctx.vdi;
   const backend = await ctx.backend();
-  const l = await ctx.lineage();
+  const l = await ctx.lineageFor([{ vdi: source, ref: ctx.vdiRef }]);
   const src = visibleVdi(l, source);
   const vdi = ctx.newUuid();
   const time = ctx.now();

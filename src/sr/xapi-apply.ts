@@ -72,22 +72,26 @@ export async function applyMetaWrites(backend: Backend, objects: Map<string, Sto
 
 /**
  * Reports the SR's sizes (the Python SR._db_update trio): physical size and utilisation
- * from the backend, virtual allocation = Σ virtual sizes of the visible VDIs. Reads the SR
- * row first and writes only what changed.
+ * from the backend; virtual allocation = Σ virtual sizes of the visible VDIs when the
+ * whole SR was read, else the row's value moved by what the command changed in its
+ * family (Python's SR._update(sr_uuid, virt_alloc_delta)), and left as it is without a
+ * lineage (sr_update, like FileSR.update; xapi sums the rows itself after every scan).
+ * Reads the SR row first and writes only what changed.
  */
-export async function updateSrSizes(ctx: SrContext, lineage: Lineage): Promise<void> {
+export async function updateSrSizes(ctx: SrContext, lineage?: Lineage): Promise<void> {
   const stats = await (await ctx.backend()).stats();
-  const want = {
-    physical_size: stats.physical_size,
-    physical_utilisation: stats.physical_utilisation,
-    virtual_allocation: virtualAllocation(lineage.tree, lineage.objects),
-  };
   const rec = await ctx.xapi.SR.get_record(ctx.srRef);
+  let allocation = rec.virtual_allocation;
+  if (lineage !== undefined) {
+    const now = virtualAllocation(lineage.tree, lineage.objects);
+    allocation = lineage.complete !== false ? now : Math.max(0, rec.virtual_allocation + now - (lineage.loadedAllocation ?? now));
+  }
+  const want = { physical_size: stats.physical_size, physical_utilisation: stats.physical_utilisation, virtual_allocation: allocation };
   for (const w of diffSrSizes(rec, want)) await ctx.xapi.SR[w.op](ctx.srRef, w.value);
 }
 
 /** updateSrSizes after a command's real work is done: a failure is logged, not reported. */
-export async function updateSrSizesQuietly(ctx: SrContext, lineage: Lineage): Promise<void> {
+export async function updateSrSizesQuietly(ctx: SrContext, lineage?: Lineage): Promise<void> {
   try {
     await updateSrSizes(ctx, lineage);
   } catch (e) {

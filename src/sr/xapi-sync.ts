@@ -26,6 +26,12 @@ import { NULL_REF, XapiDateTime } from '../xapi/wire.js';
 
 /** sm_config: the storage object behind the VDI (changes on vdi_revert). */
 export const SM_OBJECT_KEY = 'flatsnap-object';
+/**
+ * sm_config, snapshot VDIs only: the volume object the snapshot lives in. With the object
+ * id it locates the object on storage without listing the SR (Backend.family), so per-VDI
+ * commands do not grow with the SR; a missing or stale value only costs a full inventory.
+ */
+export const SM_VOLUME_KEY = 'flatsnap-volume';
 /** other_config lineage keys, published for people and tools (XO, scripts). */
 export const OC_VDI = 'flatsnap-vdi';
 export const OC_OBJECT = 'flatsnap-object';
@@ -84,8 +90,11 @@ export function lineageStamp(tree: LineageTree, o: StoredObject): Record<string,
 
 /** Our keys of the VDI's sm_config. */
 export function smConfigStamp(o: StoredObject): Record<string, string> {
-  return { [SM_OBJECT_KEY]: o.id };
+  return o.kind !== 'volume' && o.parent !== undefined ? { [SM_OBJECT_KEY]: o.id, [SM_VOLUME_KEY]: o.parent } : { [SM_OBJECT_KEY]: o.id };
 }
+
+/** Every sm_config key flatsnap writes. */
+export const SM_KEYS: readonly string[] = [SM_OBJECT_KEY, SM_VOLUME_KEY];
 
 /** What storage assumes about a VDI it has no metadata for. */
 export function defaultMeta(): VdiMeta {
@@ -220,7 +229,7 @@ export function diffVdi(
   if (rec.virtual_size !== o.virtual_size) xapi.push({ op: 'set_virtual_size', ref, value: o.virtual_size });
   if (rec.physical_utilisation !== o.physical_utilisation) xapi.push({ op: 'set_physical_utilisation', ref, value: o.physical_utilisation });
   if (rec.read_only !== meta.read_only) xapi.push({ op: 'set_read_only', ref, value: meta.read_only });
-  xapi.push(...mapWrites(ref, 'sm_config', rec.sm_config, smConfigStamp(o), [SM_OBJECT_KEY]));
+  xapi.push(...mapWrites(ref, 'sm_config', rec.sm_config, smConfigStamp(o), SM_KEYS));
   xapi.push(...mapWrites(ref, 'other_config', rec.other_config, lineageStamp(tree, o), OC_KEYS));
   const changed = o.meta === undefined || !sameMeta(o.meta, meta);
   return changed ? { xapi, meta } : { xapi };

@@ -16,6 +16,7 @@ import {
   diffVdi,
   lineageStamp,
   parentVdiOf,
+  smConfigStamp,
   virtualAllocation,
   type MetaWrite,
   type XapiWrite,
@@ -207,7 +208,7 @@ describe('diffScan', () => {
     const tree = w.tree();
     w.addRecord(vdiRecord({ uuid: uuid(1), virtual_size: v.virtual_size, physical_utilisation: v.physical_utilisation, name_label: 'disk', sm_config: { [SM_OBJECT_KEY]: uuid(1) }, other_config: lineageStamp(tree, v) }));
     const sref = w.addRecord(
-      vdiRecord({ uuid: uuid(2), virtual_size: s.virtual_size, physical_utilisation: s.physical_utilisation, name_label: 'disk', read_only: true, is_a_snapshot: true, sm_config: { [SM_OBJECT_KEY]: uuid(2) }, other_config: { ...lineageStamp(tree, v), mine: '1' } }),
+      vdiRecord({ uuid: uuid(2), virtual_size: s.virtual_size, physical_utilisation: s.physical_utilisation, name_label: 'disk', read_only: true, is_a_snapshot: true, sm_config: smConfigStamp(s), other_config: { ...lineageStamp(tree, v), mine: '1' } }),
     );
     const plan = w.diff();
     expect(plan.xapi.every((x) => 'ref' in x && x.ref === sref)).toBe(true);
@@ -223,7 +224,7 @@ describe('diffScan', () => {
     const s = w.put(obj({ id: uuid(2), vdi: uuid(2), kind: 'snapshot', parent: v.id, created: T0 + 9, meta: meta({ is_a_snapshot: true, read_only: true, snapshot_of: uuid(1) }) }));
     const c = w.put(obj({ id: uuid(3), vdi: uuid(3), parent: s.id, created: T0 + 10, meta: meta() }));
     const tree = w.tree();
-    const base = (o: StoredObject) => ({ virtual_size: o.virtual_size, physical_utilisation: o.physical_utilisation, sm_config: { [SM_OBJECT_KEY]: o.id }, other_config: lineageStamp(tree, o) });
+    const base = (o: StoredObject) => ({ virtual_size: o.virtual_size, physical_utilisation: o.physical_utilisation, sm_config: smConfigStamp(o), other_config: lineageStamp(tree, o) });
     w.addRecord(vdiRecord({ uuid: uuid(1), ...base(v), name_label: 'renamed', name_description: 'desc', type: 'system' }));
     const cref = w.addRecord(vdiRecord({ uuid: uuid(3), ...base(c), name_label: 'disk', snapshot_time: '20261125T02:00:00Z' }));
     // classic VM.revert: xapi re-points the snapshot's snapshot_of to the new clone
@@ -242,7 +243,7 @@ describe('diffScan', () => {
     const w = new World();
     const s = w.put(obj({ id: uuid(2), vdi: uuid(2), kind: 'snapshot', parent: uuid(1), created: T0, meta: meta({ is_a_snapshot: true, read_only: true, snapshot_of: uuid(1) }) }));
     const tree = w.tree();
-    w.addRecord(vdiRecord({ uuid: uuid(2), name_label: 'disk', read_only: true, is_a_snapshot: true, snapshot_of: 'OpaqueRef:gone', virtual_size: s.virtual_size, physical_utilisation: s.physical_utilisation, sm_config: { [SM_OBJECT_KEY]: s.id }, other_config: lineageStamp(tree, s) }));
+    w.addRecord(vdiRecord({ uuid: uuid(2), name_label: 'disk', read_only: true, is_a_snapshot: true, snapshot_of: 'OpaqueRef:gone', virtual_size: s.virtual_size, physical_utilisation: s.physical_utilisation, sm_config: smConfigStamp(s), other_config: lineageStamp(tree, s) }));
     expect(w.diff()).toEqual({ xapi: [], storage: [] });
   });
 

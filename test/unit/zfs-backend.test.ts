@@ -289,6 +289,21 @@ describe('zvol layout (OpenZFS)', () => {
     expect(fake.mutations().filter((a) => a[0] === 'set')).toEqual([['set', 'snapdev=visible', `${ROOT}/${V}`]]);
   });
 
+  test('datapath of a zvol snapshot whose device is gone although snapdev=visible (OpenZFS drops it when a destroy is refused as busy): snapdev is set again', async () => {
+    const sets = (): string[][] => fake.mutations().filter((a) => a[0] === 'set');
+    let gone = false;
+    const { fake, b, sleeps, logger } = setup(OPENZFS, () => !gone || sets().length > 1);
+    const v = await b.create(V, meta('x'), GiB, T0);
+    const name = formatSnapshotName(T0 + 1, S1);
+    const s = await b.snapshot(S1, v, name, 'snapshot', meta('s', { is_a_snapshot: true, snapshot_of: V, read_only: true }));
+    expect(await b.datapath(s)).toBe(`/dev/zvol/${ROOT}/${V}@${name}`);
+    gone = true;
+    expect(await b.datapath(s)).toBe(`/dev/zvol/${ROOT}/${V}@${name}`);
+    expect(sets()).toEqual([['set', 'snapdev=visible', `${ROOT}/${V}`], ['set', 'snapdev=visible', `${ROOT}/${V}`]]);
+    expect(sleeps.reduce((t, ms) => t + ms, 0)).toBe(2000); // the grace it gets to appear first
+    expect(logger.warnings.join('\n')).toMatch(/is missing although .* has snapdev=visible/);
+  });
+
   test('resize: volsize grows in whole volblocks; equal or smaller-than-rounded is a no-op; shrink is refused (79) without a command', async () => {
     const { fake, b } = setup();
     const v = await b.create(V, meta('x'), GiB, T0);
@@ -333,7 +348,7 @@ describe('zvol layout (OpenZFS)', () => {
     expect(fake.mutations()).toHaveLength(n);
   });
 
-  test('swapVdi: one atomic `zfs set` on the new volume (meta, vdi last), then `zfs inherit` on the old', async () => {
+  test('swapVdi: the old volume marked swap-to, one atomic `zfs set` on the new one (meta, vdi last), then `zfs inherit` on the old', async () => {
     const { fake, b } = setup();
     const m = meta('the disk');
     const v = await b.create(V, m, GiB, T0);
@@ -342,12 +357,13 @@ describe('zvol layout (OpenZFS)', () => {
     const before = fake.mutations().length;
     await b.swapVdi(V, v, fresh);
     const sets = fake.mutations().slice(before);
-    expect(sets).toHaveLength(2);
-    expect(sets[0]![0]).toBe('set');
-    expect(sets[0]!.at(-2)).toBe(`flatsnap:vdi=${V}`);
-    expect(sets[0]!.at(-1)).toBe(`${ROOT}/${N}`);
-    expect(sets[0]).toContain('flatsnap:name-label=the disk');
-    expect(sets[1]).toEqual(['inherit', PROP.vdi, `${ROOT}/${V}`]);
+    expect(sets).toHaveLength(3);
+    expect(sets[0]).toEqual(['set', `${PROP.swapTo}=${N}`, `${ROOT}/${V}`]);
+    expect(sets[1]![0]).toBe('set');
+    expect(sets[1]!.at(-2)).toBe(`flatsnap:vdi=${V}`);
+    expect(sets[1]!.at(-1)).toBe(`${ROOT}/${N}`);
+    expect(sets[1]).toContain('flatsnap:name-label=the disk');
+    expect(sets[2]).toEqual(['inherit', PROP.vdi, `${ROOT}/${V}`]);
     const inv = await b.inventory();
     expect(inv.find((o) => o.id === N)).toMatchObject({ vdi: V, meta: m, parent: S1 });
     expect(inv.find((o) => o.id === V)?.vdi).toBeUndefined();

@@ -15,7 +15,7 @@ import { SmError } from '../../errors.js';
 import { log } from '../../log.js';
 import { REFLINK_CAPABILITIES, type Capabilities, type LineageObject } from '../../lineage/model.js';
 import { parseSnapshotName } from '../../lineage/names.js';
-import type { Backend, ProbeResult, SrStats, StoredObject, VdiMeta } from '../backend.js';
+import type { Backend, ProbeResult, SrStats, StoredObject, VdiHint, VdiMeta } from '../backend.js';
 import { discard, fsyncDir } from './atomic.js';
 import { copyImage } from './copy.js';
 import { mapErrors, toSmError } from './fs-errors.js';
@@ -24,7 +24,7 @@ import { identifyFs, probeReflink } from './fsinfo.js';
 import { listVdis } from './listing.js';
 import { isVdiUuid, objectName, parseSwapName, swapPath, tempPath } from './names.js';
 import { attachSr, createSr, deleteSr, probeSr, removeLeftovers, srStats } from './pool.js';
-import { metaProblem, removeRecord, writeRecord, type ObjectRecord } from './sidecar.js';
+import { metaProblem, readRecord, removeRecord, writeRecord, type ObjectRecord } from './sidecar.js';
 import { type AfterStep, completeSwap, readIntent, swapFiles } from './swap.js';
 import { extentStats, growFile } from './volume.js';
 
@@ -171,6 +171,66 @@ export class ReflinkBackend implements Backend {
       out.push(storedObject(e.record, e.path, e.size, e.allocated));
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * The VDIs' own images (`<vdi>`: the one name an object backing a VDI has, tombstones
+   * included) and, for lineage stamps (unless `ancestors: false`), their ancestors up to
+   * the first that backs a VDI; nothing is listed. Nothing else decides anything here:
+   * every object is independent.
+   * undefined while one of the VDIs has a pending swap (inventory() completes it), when an
+   * image has no valid record, or when a parent is under none of the names it can have
+   * (`<id>`, `<id>.hidden`, or the VDI its child was taken of, where a revert put it):
+   * gone, or somewhere only a listing finds.
+   */
+  async family(hints: readonly VdiHint[], opts: { ancestors?: boolean } = {}): Promise<StoredObject[] | undefined> {
+    const bad = Symbol('bad');
+    const read = async (name: string, id?: string): Promise<StoredObject | undefined | typeof bad> => {
+      const path = join(this.dir, name);
+      const st = await mapErrors(`stat ${path}`, { notFound: 'SRUnavailable' }, () =>
+        lstat(path).catch((e: unknown) => {
+          if ((e as { code?: unknown }).code === 'ENOENT') return undefined;
+          throw e;
+        }),
+      );
+      if (st === undefined) return undefined;
+      if (!st.isFile()) return bad;
+      const record = await readRecord(this.dir, name).catch(() => undefined);
+      if (record === undefined) return bad;
+      if (id !== undefined && record.id !== id) return undefined;
+      return storedObject(record, path, st.size, st.blocks * 512);
+    };
+    const out = new Map<string, StoredObject>();
+    for (const h of hints) {
+      requireId('vdi', h.vdi);
+      if (await lstat(swapPath(this.dir, h.vdi)).then(() => true, () => false)) return undefined;
+      const o = await read(objectName(h.vdi, h.vdi));
+      if (o === bad) return undefined;
+      if (o === undefined) continue; // no such VDI here (what inventory() would say too)
+      out.set(o.id, o);
+      if (opts.ancestors === false) continue;
+      for (let c = o, hops = 0; c.parent !== undefined && !out.has(c.parent); hops++) {
+        if (hops > 1000) return undefined;
+        const p = c.parent;
+        const names = [objectName(p, p), objectName(p)];
+        const of = c.meta?.snapshot_of;
+        if (of !== undefined && isVdiUuid(of) && of !== p) names.push(objectName(of, of));
+        let po: StoredObject | undefined;
+        for (const n of names) {
+          const r = await read(n, p);
+          if (r === bad) return undefined;
+          if (r !== undefined) {
+            po = r;
+            break;
+          }
+        }
+        if (po === undefined) return undefined;
+        out.set(po.id, po);
+        if (po.vdi !== undefined) break; // where parentVdiOf stops
+        c = po;
+      }
+    }
+    return [...out.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /**

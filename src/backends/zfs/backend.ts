@@ -44,7 +44,7 @@ import {
   isUuid,
   parseSnapshotName,
 } from '../../lineage/index.js';
-import type { Backend, ProbeResult, SrStats, StoredObject, VdiMeta } from '../backend.js';
+import type { Backend, ProbeResult, SrStats, StoredObject, VdiHint, VdiMeta } from '../backend.js';
 import { DEFAULT_RETRY, ZfsCli, type ZfsCliOptions, type ZfsLogger } from './cli.js';
 import type { ZfsCtx } from './context.js';
 import { isZfsError, ZfsError } from './errors.js';
@@ -52,7 +52,9 @@ import { execaExec, resolveBinary } from './exec.js';
 import { mapFailure } from './fail.js';
 import { isDatasetName, poolOf } from './names.js';
 import { attachSr, createSr, deleteSr, probeSr, requireSrUuid, srStats } from './pool.js';
-import { NATIVE_PROPS, OBJECT_PROPS, decodeDataset, metaProblem } from './records.js';
+import { KnownDatasets } from './known.js';
+import { NATIVE_PROPS, OBJECT_PROPS, PROP, VIEW_SUFFIX, decodeDataset, metaProblem } from './records.js';
+import type { ZfsDataset } from './parse.js';
 import { NOT_NEWEST } from './commands.js';
 import * as vol from './volumes.js';
 import { log } from '../../log.js';
@@ -154,6 +156,7 @@ export class ZfsBackend implements Backend {
       sleep,
       zvolTimeoutMs: opts.zvolTimeoutMs ?? 10_000,
       mountpoint: opts.mountpoint,
+      known: new KnownDatasets(),
     };
   }
 
@@ -202,20 +205,184 @@ export class ZfsBackend implements Backend {
           if (isZfsError(e, 'NotFound')) throw new SmError('SRUnavailable', `the SR root ${this.root} does not exist`);
           throw e;
         }
-        const out: StoredObject[] = [];
-        for (const d of r.datasets.values()) {
-          if (d.name === this.root) continue;
-          const dec = decodeDataset(this.root, d);
-          if (dec.what === 'foreign') {
-            this.ctx.log.warn(`flatsnap: ${d.name} is not a flatsnap object (${dec.reason}); left alone`);
-          } else if (dec.what === 'object') {
-            for (const w of dec.warnings) this.ctx.log.warn(`flatsnap: ${d.name}: ${w}`);
-            out.push(dec.obj);
-          }
-        }
-        return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        this.ctx.known.remember(r.datasets.values());
+        this.ctx.known.rememberViews([...r.datasets.keys()].filter((n) => n.endsWith(VIEW_SUFFIX)));
+        return this.decodeAll(r.datasets.values());
       },
       `scan ${this.root}`,
+    );
+  }
+
+  /** The objects among `datasets` (sorted by id); foreign datasets are logged and left out. */
+  private decodeAll(datasets: Iterable<ZfsDataset>): StoredObject[] {
+    const out: StoredObject[] = [];
+    for (const d of datasets) {
+      if (d.name === this.root) continue;
+      const dec = decodeDataset(this.root, d);
+      if (dec.what === 'foreign') {
+        this.ctx.log.warn(`flatsnap: ${d.name} is not a flatsnap object (${dec.reason}); left alone`);
+      } else if (dec.what === 'object') {
+        for (const w of dec.warnings) this.ctx.log.warn(`flatsnap: ${d.name}: ${w}`);
+        out.push(dec.obj);
+      }
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * With `descendants: false`, first without any listing (line()); else, or when that is
+   * not enough to be sure, the clone trees the VDIs are in (trees()).
+   */
+  async family(hints: readonly VdiHint[], opts: { ancestors?: boolean; descendants?: boolean } = {}): Promise<StoredObject[] | undefined> {
+    if (opts.descendants === false) {
+      const l = await this.line(hints);
+      if (l !== undefined) return l;
+    }
+    return this.trees(hints);
+  }
+
+  /**
+   * Each VDI's object and its line of ancestors, one `zfs get -d 1` per volume on the way
+   * (the volume and its snapshots) and nothing listed: a snapshot VDI in the volume its
+   * row's hint names; a volume VDI in `<root>/<object hint, else its uuid>`, trusted only
+   * if that volume claims the VDI, is no tombstone and carries no swap-to mark (a swap
+   * interrupted there may have bound another volume to it, which only a listing finds).
+   * The ancestors go up to the first object that backs a VDI (where lineage stamps stop).
+   * Nothing below is read: enough for plans that make objects (snapshot, clone) and for
+   * stamps, not for retiring anything. undefined when not sure.
+   */
+  private async line(hints: readonly VdiHint[]): Promise<StoredObject[] | undefined> {
+    const out = new Map<string, StoredObject>();
+    const read = new Set<string>();
+    /** The volume `id` and its snapshots; false if it is not there. */
+    const volume = async (id: string): Promise<boolean> => {
+      if (read.has(id)) return true;
+      let r;
+      try {
+        r = await this.ctx.cli.get([`${this.root}/${id}`], [...NATIVE_PROPS, ...OBJECT_PROPS], { depth: 1 });
+      } catch (e) {
+        if (isZfsError(e, 'NotFound')) return false;
+        throw e;
+      }
+      read.add(id);
+      this.ctx.known.remember(r.datasets.values());
+      for (const o of this.decodeAll(r.datasets.values())) out.set(o.id, o);
+      return out.get(id)?.kind === 'volume';
+    };
+    for (const h of hints) {
+      let o: StoredObject | undefined;
+      if (h.volume !== undefined) {
+        if (!isUuid(h.volume) || !(await volume(h.volume))) return undefined;
+        o = out.get(h.vdi);
+        if (o === undefined || o.kind !== 'snapshot' || o.vdi !== h.vdi || o.parent !== h.volume) return undefined;
+      } else {
+        const id = h.object ?? h.vdi;
+        if (!isUuid(id) || !(await volume(id))) return undefined;
+        o = out.get(id)!;
+        const ds = this.ctx.known.get(`${this.root}/${id}`);
+        if (o.vdi !== h.vdi || o.deleted || ds === undefined || ds.user[PROP.swapTo] !== undefined) return undefined;
+      }
+      // up to the first ancestor that backs a VDI: a snapshot's parent is its volume
+      // (read with it), a clone's is its origin snapshot (read with the origin's volume)
+      for (let x: StoredObject = o, hops = 0; x.parent !== undefined; hops++) {
+        if (hops > 10_000) return undefined;
+        let p = out.get(x.parent);
+        if (p === undefined) {
+          const origin = this.ctx.known.get(`${this.root}/${x.id}`)?.origin;
+          const at = origin?.indexOf('@') ?? -1;
+          const vol = origin !== undefined && at > 0 && origin.startsWith(`${this.root}/`) ? origin.slice(this.root.length + 1, at) : undefined;
+          if (x.kind !== 'volume' || vol === undefined || !isUuid(vol) || !(await volume(vol))) return undefined;
+          p = out.get(x.parent);
+          if (p === undefined) return undefined;
+        }
+        if (p.vdi !== undefined) break;
+        x = p;
+      }
+    }
+    return [...out.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * The clone trees the VDIs are in, in two commands whatever the SR holds besides:
+   *  1. `zfs list -d 1 -t filesystem,volume -o name,origin,flatsnap:vdi` of the root: the
+   *     volumes only, which is what makes it cheap (zfs-fuse pays per snapshot it visits,
+   *     as much as for a full `zfs get`), and all they say is how they hang together
+   *     (a clone's origin is a snapshot of its parent volume) and which claims which VDI;
+   *  2. `zfs get -d 1` with every property of the volumes in those trees: them and their
+   *     snapshots, decoded exactly as inventory() decodes them.
+   * A volume VDI is found by its claim, so a pending swap's two claimants both come; a
+   * snapshot VDI lives in the volume its row's sm_config names (ZFS has no way to find a
+   * snapshot by name without visiting them all): without that hint, or if the snapshot is
+   * not there, undefined.
+   */
+  private trees(hints: readonly VdiHint[]): Promise<StoredObject[] | undefined> {
+    return mapFailure(
+      'SRScan',
+      async () => {
+        let rows;
+        try {
+          rows = await this.ctx.cli.listColumns(this.root, ['name', 'origin', PROP.vdi], { depth: 1, types: ['filesystem', 'volume'] });
+        } catch (e) {
+          if (isZfsError(e, 'NotFound')) throw new SmError('SRUnavailable', `the SR root ${this.root} does not exist`);
+          throw e;
+        }
+        const prefix = `${this.root}/`;
+        this.ctx.known.rememberViews(rows.map((r) => r.name!).filter((n) => n.startsWith(prefix) && n.endsWith(VIEW_SUFFIX)));
+        const up = new Map<string, string | undefined>(); // volume id -> the volume its origin snapshot is in
+        const claims = new Map<string, string[]>(); // VDI -> volumes claiming it
+        for (const r of rows) {
+          const name = r.name!;
+          if (!name.startsWith(prefix)) continue;
+          const id = name.slice(prefix.length);
+          if (!isUuid(id)) continue; // views, foreign datasets: inventory() leaves them out too
+          const origin = r.origin!;
+          const at = origin.indexOf('@');
+          const parent = origin.startsWith(prefix) && at > 0 ? origin.slice(prefix.length, at) : undefined;
+          up.set(id, parent !== undefined && isUuid(parent) ? parent : undefined);
+          const vdi = r[PROP.vdi]!;
+          if (isUuid(vdi)) claims.set(vdi, [...(claims.get(vdi) ?? []), id]);
+        }
+        const seeds: string[] = [];
+        const snapshots: string[] = [];
+        for (const h of hints) {
+          const vols = claims.get(h.vdi);
+          if (vols !== undefined) seeds.push(...vols);
+          else if (h.volume !== undefined && up.has(h.volume)) {
+            seeds.push(h.volume);
+            snapshots.push(h.vdi);
+          } else return undefined;
+        }
+        // The trees: everything reachable through origin links, either way.
+        const down = new Map<string, string[]>();
+        for (const [id, p] of up) if (p !== undefined) down.set(p, [...(down.get(p) ?? []), id]);
+        const tree = new Set<string>();
+        const todo = [...seeds];
+        while (todo.length > 0) {
+          const id = todo.pop()!;
+          if (tree.has(id) || !up.has(id)) continue;
+          tree.add(id);
+          const p = up.get(id);
+          if (p !== undefined) todo.push(p);
+          todo.push(...(down.get(id) ?? []));
+        }
+        if (tree.size === 0) return [];
+        let r;
+        try {
+          r = await this.ctx.cli.get(
+            [...tree].sort().map((id) => `${prefix}${id}`),
+            [...NATIVE_PROPS, ...OBJECT_PROPS],
+            { depth: 1 },
+          );
+        } catch (e) {
+          if (isZfsError(e, 'NotFound')) return undefined; // changed under us: read it all
+          throw e;
+        }
+        this.ctx.known.remember(r.datasets.values());
+        const out = this.decodeAll(r.datasets.values());
+        for (const v of snapshots) if (!out.some((o) => o.vdi === v && o.kind === 'snapshot')) return undefined;
+        return out;
+      },
+      `read the family of ${hints.map((h) => h.vdi).join(', ')} in ${this.root}`,
     );
   }
 

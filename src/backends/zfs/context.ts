@@ -3,6 +3,7 @@
 // unit tests script every command.
 import type { ZfsCli, ZfsLogger } from './cli.js';
 import type { ZfsRunner } from './commands.js';
+import type { KnownDatasets } from './known.js';
 
 export interface ZfsCtx {
   readonly cli: ZfsCli;
@@ -20,6 +21,8 @@ export interface ZfsCtx {
   readonly zvolTimeoutMs: number;
   /** Raw-file layout: the root's mountpoint when it has none usable (default /var/run/sr-mount/<sr uuid>). */
   readonly mountpoint: string | undefined;
+  /** What this instance has read and not changed since (known.ts); locate() looks here first. */
+  readonly known: KnownDatasets;
 }
 
 /** Volume block size (zvols) and record size (raw-file datasets): see backend.ts. */

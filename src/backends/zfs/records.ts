@@ -41,6 +41,13 @@ export const PROP = {
   snapshotTime: 'flatsnap:snapshot-time',
   snapshotOf: 'flatsnap:snapshot-of',
   readOnly: 'flatsnap:read-only',
+  /**
+   * On a volume about to give its VDI to another (swapVdi): that volume's id, set before the
+   * other is bound. While it still claims the VDI too (a crash mid-swap), this tells a reader
+   * that found it without a listing to look further (ZfsBackend.family); left on afterwards,
+   * when the volume backs nothing any more.
+   */
+  swapTo: 'flatsnap:swap-to',
 } as const;
 
 export const FORMAT_VERSION = '1';
@@ -61,6 +68,7 @@ export const OBJECT_PROPS: readonly string[] = [
   PROP.snapshotTime,
   PROP.snapshotOf,
   PROP.readOnly,
+  PROP.swapTo,
 ];
 
 /** The native properties an inventory reads (fewer lines than the layer's SCAN_PROPS). */

@@ -44,15 +44,19 @@ export function nameOf(ctx: ZfsCtx, o: LineageObject): string {
   return snapshotFullName(ctx.root, o.parent, snapshotNameOf(o));
 }
 
-/** One `zfs get` of the object `o` names; VolNotFound unless it is there and is that object. */
+/**
+ * The object `o` names, as this call last read it (known.ts), else by one `zfs get`;
+ * VolNotFound unless it is there and is that object.
+ */
 export async function locate(ctx: ZfsCtx, o: LineageObject, what = 'object'): Promise<Located> {
   const name = nameOf(ctx, o);
-  return locateName(ctx, name, o.id, what);
+  return locateName(ctx, name, o.id, what, ctx.known.get(name));
 }
 
-async function locateName(ctx: ZfsCtx, name: string, id: string, what: string): Promise<Located> {
-  const ds = await ctx.cli.getDataset(name, OBJECT_PROPS);
+async function locateName(ctx: ZfsCtx, name: string, id: string, what: string, known?: ZfsDataset): Promise<Located> {
+  const ds = known ?? (await ctx.cli.getDataset(name, OBJECT_PROPS));
   if (ds === undefined) throw new SmError('VolNotFound', `no ${what} ${id}: ${name} does not exist`);
+  if (known === undefined) ctx.known.remember([ds]);
   const dec = decodeDataset(ctx.root, ds);
   if (dec.what !== 'object' || dec.obj.id !== id) {
     throw new SmError('VolNotFound', `no ${what} ${id}: ${name} is not that flatsnap object${dec.what === 'foreign' ? ` (${dec.reason})` : ''}`);
@@ -66,6 +70,7 @@ async function completeOrUndo<T>(ctx: ZfsCtx, name: string, steps: () => Promise
   try {
     return await steps();
   } catch (e) {
+    ctx.known.forget(name);
     await ctx.cli.destroy(name, { missingOk: true }).catch((de: unknown) => {
       ctx.log.warn(`flatsnap: could not destroy the half-made ${name}: ${String(de)}`);
     });
@@ -80,18 +85,24 @@ async function mountedPath(ctx: ZfsCtx, name: string, known?: ZfsDataset): Promi
   if (mp === undefined || !mp.startsWith('/')) {
     throw new SmError('SRUnavailable', `${name} has no mountpoint (mountpoint=${String(mp)}): its raw disk cannot be reached`);
   }
-  if (d?.mounted !== true) await ctx.cli.mount(name);
+  if (d?.mounted !== true) {
+    await ctx.cli.mount(name);
+    ctx.known.mounted(name);
+  }
   return mp;
 }
 
-async function waitForPath(ctx: ZfsCtx, path: string): Promise<string> {
-  const deadline = Date.now() + ctx.zvolTimeoutMs;
-  while (!ctx.fileExists(path)) {
-    if (Date.now() >= deadline) throw new SmError('VDIUnavailable', `${path} did not appear within ${ctx.zvolTimeoutMs} ms (udev)`);
+async function waitForPath(ctx: ZfsCtx, path: string, timeoutMs = ctx.zvolTimeoutMs): Promise<string> {
+  // Counted in the waits' own time (ctx.sleep), not the clock: a check costs next to nothing.
+  for (let waited = 0; !ctx.fileExists(path); waited += 50) {
+    if (waited >= timeoutMs) throw new SmError('VDIUnavailable', `${path} did not appear within ${timeoutMs} ms (udev)`);
     await ctx.sleep(50);
   }
   return path;
 }
+
+/** How long a snapshot device of a zvol with snapdev=visible may take to show before it is asked for again. */
+const SNAPDEV_GRACE_MS = 2000;
 
 /**
  * Sets user properties on a located object so that a failure leaves them as they were:
@@ -103,7 +114,13 @@ export async function setUserProps(ctx: ZfsCtx, l: Located, changes: Readonly<Re
   if (keys.length === 0) return;
   const f = await ctx.cli.features();
   if (f.multiSet || keys.length === 1) {
-    await ctx.cli.set(l.name, { user: changes });
+    try {
+      await ctx.cli.set(l.name, { user: changes });
+    } catch (e) {
+      ctx.known.forget(l.name);
+      throw e;
+    }
+    ctx.known.setUser(l.name, changes);
     return;
   }
   const done: string[] = [];
@@ -112,7 +129,9 @@ export async function setUserProps(ctx: ZfsCtx, l: Located, changes: Readonly<Re
       await ctx.cli.set(l.name, { user: { [k]: changes[k]! } });
       done.push(k);
     }
+    ctx.known.setUser(l.name, changes);
   } catch (e) {
+    ctx.known.forget(l.name);
     for (const k of done.reverse()) {
       const old = l.ds.user[k];
       const undo = old === undefined ? ctx.cli.inherit(l.name, k) : ctx.cli.set(l.name, { user: { [k]: old } });
@@ -170,6 +189,7 @@ export async function snapshotVolume(
   // Raw files: the size at snapshot time travels with the snapshot (zvol snapshots have volsize).
   const rec = isZvol(of) ? r : { ...r, size: of.obj.virtual_size };
   await ctx.cli.snapshot(name, { user: recordProps(rec, f.maxUserValueBytes) });
+  ctx.known.forget(of.name); // its space accounting moved
   return completeOrUndo(ctx, name, async () => (await locateName(ctx, name, r.id, r.kind)).obj);
 }
 
@@ -184,6 +204,7 @@ export async function cloneSnapshot(ctx: ZfsCtx, from: Located, r: NewRecord): P
     props: zvol ? { volmode: 'dev' } : { atime: 'off' },
     user: recordProps(rec, f.maxUserValueBytes),
   });
+  ctx.known.forget(from.name);
   return completeOrUndo(ctx, name, async () => (await locateName(ctx, name, r.id, 'volume')).obj);
 }
 
@@ -200,23 +221,34 @@ export async function setMeta(ctx: ZfsCtx, l: Located, meta: VdiMeta): Promise<v
 
 /**
  * Re-points VDI `vdi` from volume `from` to volume `to` (objects are named by id, so this
- * is a property rewrite). Bind first: `to` gets the VDI's metadata, then `flatsnap:vdi`;
- * then unbind: `from` loses `flatsnap:vdi` (one `zfs inherit`). A crash in between leaves
- * both claiming the VDI; the lineage loader gives it to the later-created one (`to`, the
- * revert clone) and gcPlan retires the other.
+ * is a property rewrite). First `from` is marked `flatsnap:swap-to=<to>`; bind: `to` gets
+ * the VDI's metadata, then `flatsnap:vdi`; then unbind: `from` loses `flatsnap:vdi` (one
+ * `zfs inherit`). A crash in between leaves both claiming the VDI; the lineage loader gives
+ * it to the later-created one (`to`, the revert clone) and gcPlan retires the other. The
+ * mark lets a reader that found `from` by name alone (family) know not to trust its claim.
  */
 export async function swapVdi(ctx: ZfsCtx, vdi: string, from: Located, to: Located): Promise<void> {
   const f = await ctx.cli.features();
   if (to.obj.vdi !== vdi) {
+    if (from.obj.vdi === vdi && from.ds.user[PROP.swapTo] !== to.obj.id) await setUserProps(ctx, from, { [PROP.swapTo]: to.obj.id });
     const meta = from.obj.meta;
     if (meta === undefined) throw new SmError('InvalidArg', `swap of VDI ${vdi}: ${from.obj.id} has no VDI metadata`);
     await setUserProps(ctx, to, { ...changed(to, metaProps(meta, f.maxUserValueBytes)), [PROP.vdi]: vdi });
   }
-  if (from.obj.vdi === vdi) await ctx.cli.inherit(from.name, PROP.vdi);
+  if (from.obj.vdi === vdi) {
+    try {
+      await ctx.cli.inherit(from.name, PROP.vdi);
+    } catch (e) {
+      ctx.known.forget(from.name);
+      throw e;
+    }
+    ctx.known.dropUser(from.name, PROP.vdi);
+  }
 }
 
 /** Plain `zfs rollback <snapshot>`: ZFS itself refuses unless it is the newest snapshot. */
 export async function rollback(ctx: ZfsCtx, snap: Located): Promise<void> {
+  ctx.known.forget(snap.name.slice(0, snap.name.indexOf('@')));
   await zfsRollback(ctx.run, snap.name);
 }
 
@@ -229,6 +261,7 @@ export async function resize(ctx: ZfsCtx, l: Located, size: number): Promise<num
   if (isZvol(l)) {
     const n = roundUp(size, l.ds.volblocksize ?? BLOCK_SIZE);
     if (n <= cur) return cur;
+    ctx.known.forget(l.name);
     await ctx.cli.setVolsize(l.name, n);
     return n;
   }
@@ -248,9 +281,16 @@ export async function resize(ctx: ZfsCtx, l: Located, size: number): Promise<num
 
 export async function destroy(ctx: ZfsCtx, l: Located): Promise<void> {
   if (l.obj.kind !== 'volume' && !isZvol(l)) {
-    // A raw snapshot may have a read view (zfs-fuse datapath): it goes first, with the snapshot.
-    await ctx.cli.destroy(viewName(ctx.root, l.obj.id), { missingOk: true });
+    // A raw snapshot may have a read view (zfs-fuse datapath): it goes first, with the
+    // snapshot; unless the listing this call read showed there is none.
+    const view = viewName(ctx.root, l.obj.id);
+    if (ctx.known.viewExists(view) !== false) {
+      ctx.known.forget(view);
+      await ctx.cli.destroy(view, { missingOk: true });
+      ctx.known.removeView(view);
+    }
   }
+  ctx.known.forget(l.name);
   await ctx.cli.destroy(l.name);
 }
 
@@ -276,9 +316,26 @@ export async function datapath(ctx: ZfsCtx, l: Located): Promise<string> {
   const at = l.name.indexOf('@');
   const volume = l.name.slice(0, at);
   if (isZvol(l)) {
+    const dev = `/dev/zvol/${l.name}`;
     const v = (await ctx.cli.get([volume], ['snapdev'])).datasets.get(volume);
-    if (v?.props.get('snapdev')?.value !== 'visible') await ctx.cli.set(volume, { props: { snapdev: 'visible' } });
-    return waitForPath(ctx, `/dev/zvol/${l.name}`);
+    if (v?.props.get('snapdev')?.value !== 'visible') {
+      ctx.known.forget(volume);
+      await ctx.cli.set(volume, { props: { snapdev: 'visible' } });
+      return waitForPath(ctx, dev);
+    }
+    // Already visible, so the device exists or is on its way, unless a `zfs destroy` of the
+    // snapshot was refused: OpenZFS 2.x removes a snapshot's device before it finds the
+    // snapshot busy, and does not bring it back (seen in test/kernel). Setting snapdev
+    // again makes ZFS create the devices its snapshots lack.
+    if (ctx.fileExists(dev)) return dev;
+    try {
+      return await waitForPath(ctx, dev, Math.min(SNAPDEV_GRACE_MS, ctx.zvolTimeoutMs));
+    } catch {
+      ctx.log.warn(`flatsnap: ${dev} is missing although ${volume} has snapdev=visible; asking ZFS for the snapshot devices again`);
+      ctx.known.forget(volume);
+      await ctx.cli.set(volume, { props: { snapdev: 'visible' } });
+      return waitForPath(ctx, dev);
+    }
   }
   if ((await ctx.cli.features()).snapdir) {
     return rawFilePath(`${await mountedPath(ctx, volume)}/.zfs/snapshot/${l.name.slice(at + 1)}`);
@@ -299,6 +356,7 @@ async function ensureView(ctx: ZfsCtx, l: Located): Promise<string> {
     } catch (e) {
       if (!isZfsError(e, 'Exists')) throw e; // made meanwhile by another reader
     }
+    ctx.known.addView(v);
     d = await ctx.cli.getDataset(v, [PROP.kind, PROP.id]);
   }
   if (d?.user[PROP.kind] !== 'view' || d.origin !== l.name) throw new SmError('SMGeneral', `${v} exists and is not the read view of ${l.name}`);

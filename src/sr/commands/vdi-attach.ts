@@ -1,6 +1,7 @@
 // vdi_attach / vdi_detach / vdi_activate / vdi_deactivate: the datapath (src/datapath).
-// Attach finds the VDI's bytes through the backend; the other three work from what
-// attach left on this host, so they need no inventory.
+// Attach finds the VDI's bytes through the backend (the VDI's family where the backend
+// can find it without hints, so no XenAPI call: attach runs at every VM start); the
+// other three work from what attach left on this host, so they need no inventory.
 import { SmError } from '../../errors.js';
 import { SrContext } from '../context.js';
 import { register } from '../registry.js';
@@ -22,7 +23,7 @@ register('vdi_attach', {
   run: async (c) => {
     const ctx = SrContext.of(c);
     const rw = writable(ctx);
-    const l = await ctx.lineage();
+    const l = await ctx.lineageFor([{ vdi: ctx.vdi }]);
     const o = visibleVdi(l, ctx.vdi, 'VDIUnavailable');
     const path = await (await ctx.backend()).datapath(o);
     return (await selectDatapath()).attach({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi, path }, rw);

@@ -47,7 +47,9 @@ register('vdi_create', {
     };
 
     const backend = await ctx.backend();
-    const l = await ctx.lineage();
+    // A fresh uuid needs nothing of the SR (storage refuses a name that exists anyway); the
+    // deterministic one of a pool metadata backup is checked against the whole SR.
+    const l = req.vdi_uuid === undefined ? await ctx.lineageFor([]) : await ctx.lineage();
     const vdi = req.vdi_uuid ?? ctx.newUuid();
     if (l.tree.get(vdi) !== undefined || l.tree.byVdi(vdi) !== undefined) {
       throw new SmError('VDIExists', `VDI ${vdi} already exists in SR ${ctx.srUuid}`);

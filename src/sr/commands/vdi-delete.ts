@@ -16,7 +16,7 @@ register('vdi_delete', {
     ctx.requireMaster();
     const vdi = ctx.vdi;
     const backend = await ctx.backend();
-    const l = await ctx.lineage();
+    const l = await ctx.lineageFor([{ vdi, ref: ctx.vdiRef }], { retires: true });
     const obj = l.tree.byVdi(vdi);
     if (obj === undefined) {
       log().info(`vdi_delete: VDI ${vdi} is not (or no longer) in SR ${ctx.srUuid}: nothing to do`);

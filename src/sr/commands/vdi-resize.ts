@@ -17,7 +17,7 @@ register('vdi_resize', {
     if (req.args.kind !== 'resize') throw new SmError('BadRequest', 'vdi_resize without its size');
     const want = req.args.new_size;
     return withSrLock(ctx, async () => {
-      const l = await ctx.lineage();
+      const l = await ctx.lineageFor([{ vdi: ctx.vdi, ref: ctx.vdiRef }]);
       const o = visibleVdi(l, ctx.vdi);
       if (want < o.virtual_size) {
         throw new SmError('VDISize', `shrinking VDI ${ctx.vdi} from ${o.virtual_size} to ${want} bytes is not supported (only growing is)`);

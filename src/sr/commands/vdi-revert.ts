@@ -24,12 +24,18 @@ register('vdi_revert', {
     if (req.args.kind !== 'ref') throw new SmError('BadRequest', 'vdi_revert needs the ref of the VDI to revert');
     const targetRef = req.args.ref;
     const snapshot = ctx.vdi;
-    const rec = await ctx.xapi.VDI.get_record(targetRef);
+    const rec = await ctx.vdiRecord(targetRef);
     if (rec.SR !== ctx.srRef) throw new SmError('InvalidArg', `VDI ${rec.uuid} is not in SR ${ctx.srUuid}`);
     const target = rec.location.toLowerCase();
     return withSrLock(ctx, async () => {
       const backend = await ctx.backend();
-      const l = await ctx.lineage();
+      const l = await ctx.lineageFor(
+        [
+          { vdi: snapshot, ref: ctx.vdiRef },
+          { vdi: target, ref: targetRef },
+        ],
+        { retires: true },
+      );
       visibleVdi(l, snapshot);
       visibleVdi(l, target);
       const what = `vdi_revert of ${target} to snapshot ${snapshot}`;

@@ -14,9 +14,9 @@ import { diffVdi } from '../xapi-sync.js';
 register('vdi_update', {
   run: async (c) => {
     const ctx = SrContext.of(c);
-    const l = await ctx.lineage();
+    const rec = await ctx.vdiRecord(ctx.vdiRef);
+    const l = await ctx.lineageFor([{ vdi: ctx.vdi, ref: ctx.vdiRef }], { stamps: true });
     const o = visibleVdi(l, ctx.vdi);
-    const rec = await ctx.xapi.VDI.get_record(ctx.vdiRef);
     // Only this VDI's own ref resolves without more calls; sr_scan resolves the rest.
     const d = diffVdi(l.tree, o, ctx.vdiRef, rec, (ref) => (ref === ctx.vdiRef ? rec.uuid : undefined));
     await applyXapiWrites(ctx.xapi, d.xapi, new Map());
