@@ -136,22 +136,34 @@ export class Sim implements SimCore {
     return task;
   }
 
-  /** xapi's scanning thread: SRs with other_config dirty or auto-scan=true, every 30 s. */
+  /**
+   * xapi's scanning thread: SRs with other_config dirty or auto-scan=true, every 30 s
+   * (host other_config auto-scan-interval). The interval is looked at every second rather
+   * than once per sleep, so a test that raises it right after start-up is not caught by
+   * the first 30 s sleep on a slow machine.
+   */
   startAutoScan(): void {
+    let last = Date.now();
+    const interval = (): number => {
+      const oc = this.db.has('host', this.host) ? this.db.field<Record<string, string>>('host', this.host, 'other_config') : {};
+      const secs = Number(oc['auto-scan-interval'] ?? 30);
+      return (Number.isFinite(secs) && secs > 0 ? secs : 30) * 1000;
+    };
     const tick = async () => {
-      for (const sr of this.db.all('SR')) {
-        const oc = this.db.field<Record<string, string>>('SR', sr, 'other_config');
-        const plugged = this.db.where('PBD', (p) => p.SR === sr && p.currently_attached === true).length > 0;
-        if (!plugged || !(oc['auto-scan'] === 'true' || Object.hasOwn(oc, 'dirty'))) continue;
-        await srScan(this.internalCtx('SR.scan'), sr).catch((e) => this.log(`auto-scan of ${sr}: ${String(e)}`));
-        this.db.flush();
+      if (Date.now() - last >= interval()) {
+        for (const sr of this.db.all('SR')) {
+          const oc = this.db.field<Record<string, string>>('SR', sr, 'other_config');
+          const plugged = this.db.where('PBD', (p) => p.SR === sr && p.currently_attached === true).length > 0;
+          if (!plugged || !(oc['auto-scan'] === 'true' || Object.hasOwn(oc, 'dirty'))) continue;
+          await srScan(this.internalCtx('SR.scan'), sr).catch((e) => this.log(`auto-scan of ${sr}: ${String(e)}`));
+          this.db.flush();
+        }
+        last = Date.now();
       }
       schedule();
     };
     const schedule = () => {
-      const oc = this.db.has('host', this.host) ? this.db.field<Record<string, string>>('host', this.host, 'other_config') : {};
-      const secs = Number(oc['auto-scan-interval'] ?? 30);
-      this.scanTimer = setTimeout(() => void tick(), (Number.isFinite(secs) && secs > 0 ? secs : 30) * 1000);
+      this.scanTimer = setTimeout(() => void tick(), 1000);
       this.scanTimer.unref();
     };
     schedule();
