@@ -9,9 +9,11 @@
  *    nodes, while fcntl locks stay node-local (docs/shared-srs.md).
  *  - Sending a line to syslog over a unix datagram socket, which Node's dgram
  *    module cannot do. The socket path is a parameter so tests can listen.
- *  - The reflink backend's three syscalls: ioctl(FICLONE), statfs(2) (the
- *    filesystem magic, which Node's fs.statfs reports but without f_flags) and
- *    ioctl(FS_IOC_FIEMAP) to count extents. Their failures throw an Error whose
+ *  - The reflink backend's syscalls: ioctl(FICLONE), statfs(2) (the
+ *    filesystem magic, which Node's fs.statfs reports but without f_flags),
+ *    ioctl(FS_IOC_FIEMAP) to count and map extents, and for the relayout of a
+ *    fragmented image (src/backends/reflink/relayout.ts) ioctl(FICLONERANGE)
+ *    and ioctl(FIDEDUPERANGE). Their failures throw an Error whose
  *    `code` is the errno name ('EOPNOTSUPP', 'EXDEV', 'ENOSPC', ...), with
  *    `errno` (positive) and `syscall`, like Node's own system errors.
  *
@@ -444,6 +446,174 @@ static napi_value js_fiemap_stats(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- relayout: the extent map, clone and dedupe of byte ranges ----------- */
+
+/* A non-negative integral double (byte offsets and lengths), exact below 2^53. */
+static int arg_u64(napi_env env, napi_value v, __u64 *out) {
+  double x;
+  if (napi_get_value_double(env, v, &x) != napi_ok) return -1;
+  if (!(x >= 0) || x > 9007199254740992.0 || x != (double)(__u64)x) return -1;
+  *out = (__u64)x;
+  return 0;
+}
+
+/*
+ * fiemapMap(fd) -> Float64Array [logical, physical, length, flags] * n: the whole
+ * extent map (FIEMAP_FLAG_SYNC first, so delayed allocations have their blocks).
+ * Physical addresses are what the filesystem reports (bytes on XFS, OCFS2 and
+ * btrfs's logical address space); two files map the same block at the same
+ * offset exactly when both numbers are equal.
+ */
+static napi_value js_fiemap_map(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], buffer, result;
+  int fd, rc = 0, err = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "fiemapMap(fd: number)");
+    return NULL;
+  }
+  size_t size = sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
+  struct fiemap *fm = malloc(size);
+  size_t cap = 1024, n = 0;
+  double *out = malloc(cap * 4 * sizeof(double));
+  if (!fm || !out) {
+    free(fm);
+    free(out);
+    return throw_sys(env, "malloc", ENOMEM);
+  }
+  __u64 start = 0;
+  __u32 flags = FIEMAP_FLAG_SYNC;
+  for (;;) {
+    memset(fm, 0, size);
+    fm->fm_start = start;
+    fm->fm_length = FIEMAP_MAX_OFFSET - start;
+    fm->fm_flags = flags;
+    fm->fm_extent_count = FIEMAP_BATCH;
+    do {
+      rc = ioctl(fd, FS_IOC_FIEMAP, fm);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+      err = errno;
+      break;
+    }
+    flags = 0;
+    if (fm->fm_mapped_extents == 0) break;
+    bool last = false;
+    for (__u32 i = 0; i < fm->fm_mapped_extents; i++) {
+      const struct fiemap_extent *fe = &fm->fm_extents[i];
+      if (n == cap) {
+        double *grown = realloc(out, cap * 2 * 4 * sizeof(double));
+        if (!grown) {
+          err = ENOMEM;
+          break;
+        }
+        out = grown;
+        cap *= 2;
+      }
+      out[n * 4] = (double)fe->fe_logical;
+      out[n * 4 + 1] = (double)fe->fe_physical;
+      out[n * 4 + 2] = (double)fe->fe_length;
+      out[n * 4 + 3] = (double)fe->fe_flags;
+      n++;
+      if (fe->fe_flags & FIEMAP_EXTENT_LAST) last = true;
+    }
+    if (err) break;
+    const struct fiemap_extent *tail = &fm->fm_extents[fm->fm_mapped_extents - 1];
+    __u64 next = tail->fe_logical + tail->fe_length;
+    if (last || next <= start) break;
+    start = next;
+  }
+  free(fm);
+  if (err) {
+    free(out);
+    return throw_sys(env, "ioctl(FS_IOC_FIEMAP)", err);
+  }
+  void *data;
+  if (napi_create_arraybuffer(env, n * 4 * sizeof(double), &data, &buffer) != napi_ok) {
+    free(out);
+    napi_throw_error(env, NULL, "fiemapMap: could not allocate the result");
+    return NULL;
+  }
+  if (n > 0) memcpy(data, out, n * 4 * sizeof(double));
+  free(out);
+  CHECK(env, napi_create_typedarray(env, napi_float64_array, n * 4, buffer, 0, &result));
+  return result;
+}
+
+/* Reads (srcFd, srcOffset, length, dstFd, dstOffset). */
+static int range_args(napi_env env, napi_callback_info info, int *src, __u64 *src_off, __u64 *len, int *dst, __u64 *dst_off) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return -1;
+  if (arg_int(env, argv[0], src) || arg_u64(env, argv[1], src_off) || arg_u64(env, argv[2], len) ||
+      arg_int(env, argv[3], dst) || arg_u64(env, argv[4], dst_off))
+    return -1;
+  return 0;
+}
+
+/*
+ * cloneRange(srcFd, srcOffset, length, dstFd, dstOffset): ioctl(FICLONERANGE) --
+ * dst's range then shares src's blocks, whatever it held before (no comparison).
+ * dstFd must be open for writing. Offsets and length block-aligned, except a
+ * length reaching src's end of file.
+ */
+static napi_value js_clone_range(napi_env env, napi_callback_info info) {
+  int src, dst, rc;
+  __u64 src_off, len, dst_off;
+  if (range_args(env, info, &src, &src_off, &len, &dst, &dst_off)) {
+    napi_throw_type_error(env, NULL, "cloneRange(srcFd, srcOffset, length, dstFd, dstOffset)");
+    return NULL;
+  }
+  struct file_clone_range r = {.src_fd = src, .src_offset = src_off, .src_length = len, .dest_offset = dst_off};
+  do {
+    rc = ioctl(dst, FICLONERANGE, &r);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, "ioctl(FICLONERANGE)", errno);
+  return NULL;
+}
+
+/*
+ * dedupeRange(srcFd, srcOffset, length, dstFd, dstOffset) -> { same, bytes }:
+ * ioctl(FIDEDUPERANGE) with one destination. The kernel compares both ranges
+ * under its locks and shares src's blocks into dst only if they are equal
+ * (same: true, bytes = how much it did, possibly less than asked); if they
+ * differ nothing changes (same: false). Safe while dst is being written.
+ */
+static napi_value js_dedupe_range(napi_env env, napi_callback_info info) {
+  int src, dst, rc;
+  __u64 src_off, len, dst_off;
+  napi_value result;
+  if (range_args(env, info, &src, &src_off, &len, &dst, &dst_off)) {
+    napi_throw_type_error(env, NULL, "dedupeRange(srcFd, srcOffset, length, dstFd, dstOffset)");
+    return NULL;
+  }
+  struct {
+    struct file_dedupe_range r;
+    struct file_dedupe_range_info i;
+  } arg;
+  memset(&arg, 0, sizeof arg);
+  arg.r.src_offset = src_off;
+  arg.r.src_length = len;
+  arg.r.dest_count = 1;
+  arg.i.dest_fd = dst;
+  arg.i.dest_offset = dst_off;
+  do {
+    rc = ioctl(src, FIDEDUPERANGE, &arg);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, "ioctl(FIDEDUPERANGE)", errno);
+  if (arg.i.status < 0) return throw_sys(env, "ioctl(FIDEDUPERANGE)", -arg.i.status);
+  CHECK(env, napi_create_object(env, &result));
+  napi_value same;
+  CHECK(env, napi_get_boolean(env, arg.i.status == FILE_DEDUPE_RANGE_SAME, &same));
+  CHECK(env, napi_set_named_property(env, result, "same", same));
+  if (set_number(env, result, "bytes", (double)arg.i.bytes_deduped)) {
+    napi_throw_error(env, NULL, "dedupeRange: could not build the result");
+    return NULL;
+  }
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lock", NULL, js_lock, NULL, NULL, NULL, napi_default, NULL},
@@ -456,6 +626,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"statfs", NULL, js_statfs, NULL, NULL, NULL, napi_default, NULL},
       {"fiemapCount", NULL, js_fiemap_count, NULL, NULL, NULL, napi_default, NULL},
       {"fiemapStats", NULL, js_fiemap_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"fiemapMap", NULL, js_fiemap_map, NULL, NULL, NULL, napi_default, NULL},
+      {"cloneRange", NULL, js_clone_range, NULL, NULL, NULL, napi_default, NULL},
+      {"dedupeRange", NULL, js_dedupe_range, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -1,7 +1,8 @@
 // Loader for the small native helper (native/flatsnap.c): POSIX fcntl record
 // locks, which Node lacks and which the stock SM's lock.py uses, flock(2) for the
 // cross-host lock of shared SRs (src/sr/cluster-lock.ts), plus syslog(3),
-// plus the reflink backend's FICLONE, statfs(2) and FIEMAP.
+// plus the reflink backend's FICLONE, statfs(2) and FIEMAP, and the relayout's
+// FICLONERANGE / FIDEDUPERANGE.
 // It is looked up next to the running bundle first (the installed layout), then in
 // the source tree's build directory.
 import { createRequire } from 'node:module';
@@ -37,6 +38,19 @@ export interface Native {
   fiemapCount(fd: number): number;
   /** Walks the extent map: extents, physically contiguous fragments, how many are still shared, mapped bytes. */
   fiemapStats(fd: number): NativeFiemapStats;
+  /**
+   * The whole extent map (FIEMAP_FLAG_SYNC first): [logical, physical, length, flags] per
+   * extent, flat. Two files hold the same block at the same offset when both numbers match.
+   */
+  fiemapMap(fd: number): Float64Array;
+  /** ioctl(dstFd, FICLONERANGE): dst's range shares src's blocks, whatever it held (no comparison). */
+  cloneRange(srcFd: number, srcOffset: number, length: number, dstFd: number, dstOffset: number): void;
+  /**
+   * ioctl(srcFd, FIDEDUPERANGE) with one destination: the kernel compares both ranges under
+   * its locks and shares src's blocks into dst only when they are equal. `bytes` may be less
+   * than asked (the filesystem's per-call limit); nothing changes when `same` is false.
+   */
+  dedupeRange(srcFd: number, srcOffset: number, length: number, dstFd: number, dstOffset: number): { same: boolean; bytes: number };
 }
 
 /** statfs(2) as the addon returns it; block counts are in `frsize` units (`bsize` if 0). */

@@ -1,5 +1,5 @@
 // Markdown tables of the recorded storage benchmarks (bench/results/{snapshot-size,delete,
-// scan,fragmentation}.json), as pasted into bench/README.md.
+// scan,fragmentation,fragmentation-measures*}.json), as pasted into bench/README.md.
 // Usage: node bench/lib/tables.mjs [snapshot-size|delete|scan|fragmentation ...]
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -109,6 +109,29 @@ const out = {
     return `${table(['N diverged snapshots', 'extents of the live image', '2 KiB rand read IOPS', '2 KiB rand write IOPS (CoW)', '1 MiB seq read', 'VDI.snapshot', 'plugin vdi_snapshot', 'FICLONE alone'], rows)}\n\n${footer(d)}`;
   },
 };
+
+// bench/fragmentation-measures.mjs: one row per variant and checkpoint.
+function fragmentationMeasures(d) {
+  const rows = [];
+  for (const v of d.variants) {
+    for (const c of v.checkpoints) {
+      rows.push([
+        v.variant,
+        c.n,
+        `${n(c.extents)} (${n(c.fragments)})`,
+        `${n(Math.round(c.fs_used_mib))} MiB`,
+        n(c.randread_2k.iops),
+        `${n(c.randwrite_2k_cow.iops)}${c.randwrite_2k_in_place ? ` (in place: ${n(c.randwrite_2k_in_place.iops)})` : ''}`,
+        ms(c.ficlone_ms.median),
+        ms(c.snapshot_plugin_ms.median),
+        ms(c.snapshot_api_ms.median),
+      ]);
+    }
+  }
+  const ratios = d.variants.map((v) => `${v.variant}: ${Object.entries(v.ratios).map(([k, r]) => `N=${k.slice(1)} plugin ×${r.snapshot_plugin}, read ×${r.randread_2k}, CoW write ×${r.randwrite_2k_cow}`).join('; ')}`);
+  return `${table(['variant', 'N', 'extents (fragments) of the live image', 'used on the fs', '2 KiB rand read IOPS', '2 KiB rand write IOPS (CoW)', 'FICLONE alone', 'plugin vdi_snapshot', 'VDI.snapshot'], rows)}\n\nRatios to N = 0: ${ratios.join(' — ')}.\n\n${footer(d)}`;
+}
+for (const k of ['fragmentation-measures', 'fragmentation-measures-none', 'fragmentation-measures-relayout']) out[k] = fragmentationMeasures;
 
 const which = process.argv.slice(2);
 for (const name of which.length ? which : Object.keys(out)) {

@@ -3,6 +3,7 @@
 //   device-config:dataset=POOL/PATH     ZFS: VDIs are zvols, snapshots and clones
 //   device-config:path=/abs/dir         reflink: VDIs are files on OCFS2/XFS/btrfs
 //                  [allow-copy=true]    (full copies where FICLONE is unavailable)
+//                  [relayout=auto|off|N] (background relayout of fragmented images)
 //
 // Exactly one of dataset/path must be given. Every value is checked before any
 // backend sees it, so a bad device_config is refused without touching storage.
@@ -12,11 +13,13 @@ import { SmError } from '../errors.js';
 import { requireAbsolutePath, show } from '../smapi/validate.js';
 import { registerConfigKey } from '../sr/registry.js';
 import type { Backend } from './backend.js';
+import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy } from './reflink/relayout-policy.js';
 
 export const CONFIG_KEYS = {
   dataset: 'dataset',
   path: 'path',
   allowCopy: 'allow-copy',
+  relayout: 'relayout',
 } as const;
 
 registerConfigKey(
@@ -32,9 +35,14 @@ registerConfigKey(
   'Reflink backend, optional, default false: "true" allows full copies where the filesystem cannot reflink (testing and evaluation only: snapshots then cost a full copy).',
 );
 
+registerConfigKey(
+  CONFIG_KEYS.relayout,
+  `Reflink backend, optional, default "auto": after a snapshot, a live image with at least ${DEFAULT_RELAYOUT_THRESHOLD} extents is rewritten contiguously in the background, still sharing its blocks with its snapshots (docs/fragmentation.md). A number sets that extent threshold; "off" disables it.`,
+);
+
 export type BackendConfig =
   | { readonly kind: 'zfs'; readonly dataset: string }
-  | { readonly kind: 'reflink'; readonly path: string; readonly allowCopy: boolean };
+  | { readonly kind: 'reflink'; readonly path: string; readonly allowCopy: boolean; readonly relayout?: RelayoutPolicy };
 
 // A strict subset of ZFS's dataset names (src/backends/zfs/names.ts): components of
 // letters, digits, '_', '.', ':', '-', never starting with '-' or '.'; the pool name
@@ -68,6 +76,14 @@ function parseAllowCopy(v: string | undefined): boolean {
   throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.allowCopy} must be "true" or "false", got ${show(v)}`);
 }
 
+/** device-config:relayout: "auto" (or empty), "off", or a positive extent threshold. */
+export function parseRelayout(v: string): RelayoutPolicy {
+  if (v === '' || v === 'auto' || v === 'on' || v === 'true') return RELAYOUT_DEFAULT;
+  if (v === 'off' || v === 'false') return { enabled: false };
+  if (/^[1-9][0-9]{0,8}$/.test(v)) return { enabled: true, threshold: Number(v) };
+  throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.relayout} must be "auto", "off" or an extent count (1 to 999999999), got ${show(v)}`);
+}
+
 /** Which backend `device_config` selects, with its checked parameters. Never touches storage. */
 export function analyseDeviceConfig(dc: Readonly<Record<string, string>>): BackendConfig {
   const dataset = dc[CONFIG_KEYS.dataset];
@@ -80,8 +96,8 @@ export function analyseDeviceConfig(dc: Readonly<Record<string, string>>): Backe
     throw new SmError('ConfigParamsMissing', `device-config needs exactly one of ${keys}`);
   }
   if (dataset !== undefined) {
-    if (dc[CONFIG_KEYS.allowCopy] !== undefined) {
-      throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.allowCopy} applies to the reflink backend (path=...), not to dataset=...`);
+    for (const k of [CONFIG_KEYS.allowCopy, CONFIG_KEYS.relayout]) {
+      if (dc[k] !== undefined) throw new SmError('InvalidArg', `device-config:${k} applies to the reflink backend (path=...), not to dataset=...`);
     }
     return { kind: 'zfs', dataset: requireDatasetConfig(dataset) };
   }
@@ -92,7 +108,13 @@ export function analyseDeviceConfig(dc: Readonly<Record<string, string>>): Backe
     throw new SmError('InvalidArg', e instanceof SmError ? (e.detail ?? e.message) : String(e));
   }
   if (abs === '/') throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.path} must not be the root directory`);
-  return { kind: 'reflink', path: abs, allowCopy: parseAllowCopy(dc[CONFIG_KEYS.allowCopy]) };
+  const relayout = dc[CONFIG_KEYS.relayout];
+  return {
+    kind: 'reflink',
+    path: abs,
+    allowCopy: parseAllowCopy(dc[CONFIG_KEYS.allowCopy]),
+    ...(relayout !== undefined ? { relayout: parseRelayout(relayout) } : {}),
+  };
 }
 
 /**
@@ -104,7 +126,7 @@ export async function backendFor(cfg: BackendConfig): Promise<Backend> {
   switch (cfg.kind) {
     case 'reflink': {
       const { ReflinkBackend } = await import('./reflink/backend.js');
-      return new ReflinkBackend(cfg.path, { allowCopy: cfg.allowCopy });
+      return new ReflinkBackend(cfg.path, { allowCopy: cfg.allowCopy, ...(cfg.relayout ? { relayout: cfg.relayout } : {}) });
     }
     case 'zfs': {
       const { ZfsBackend } = await import('./zfs/backend.js');

@@ -18,7 +18,7 @@ export class UsageError extends Error {
   }
 }
 
-export const COMMANDS = ['tree', 'seek', 'gc', 'check'] as const;
+export const COMMANDS = ['tree', 'seek', 'gc', 'check', 'relayout'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** Where the SR's storage is: the same keys as its device-config. */
@@ -51,7 +51,8 @@ export type Invocation =
       readonly xapi?: XapiOptions;
     })
   | (Common & { readonly cmd: 'gc'; readonly dryRun: boolean })
-  | (Common & { readonly cmd: 'check'; readonly xapi?: XapiOptions; readonly health: boolean });
+  | (Common & { readonly cmd: 'check'; readonly xapi?: XapiOptions; readonly health: boolean })
+  | (Common & { readonly cmd: 'relayout'; readonly vdi?: string; readonly minExtents?: number });
 
 /** What parsing may read: the environment, the clock, password files. */
 export interface ArgsEnv {
@@ -68,6 +69,7 @@ const OPTIONS: Record<CommandName, Record<string, Kind>> = {
   seek: { ...COMMON, vdi: 'string', vm: 'string', at: 'string', ...XAPI },
   gc: { ...COMMON, 'dry-run': 'boolean' },
   check: { ...COMMON, 'no-health': 'boolean', ...XAPI },
+  relayout: { ...COMMON, vdi: 'string', all: 'boolean', 'min-extents': 'string' },
 };
 
 type Parsed = Map<string, string | true>;
@@ -165,6 +167,15 @@ export function parseArgs(argv: readonly string[], e: ArgsEnv = {}): Invocation 
     case 'check': {
       const xapi = xapiOptions(cmd, o, e, env, false);
       return { cmd, ...common, health: !o.has('no-health'), ...(xapi === undefined ? {} : { xapi }) };
+    }
+    case 'relayout': {
+      const vdi = str('vdi');
+      if ((vdi === undefined) === !o.has('all')) throw new UsageError('give exactly one of --vdi UUID (one disk) and --all (every disk over --min-extents)', cmd);
+      if (common.target.kind !== 'reflink') throw new UsageError('relayout is for reflink SRs (--path DIR): ZFS does not fragment this way', cmd);
+      const min = str('min-extents');
+      if (min !== undefined && (vdi !== undefined || !/^[1-9][0-9]{0,8}$/.test(min)))
+        throw new UsageError(vdi !== undefined ? '--min-extents goes with --all' : `--min-extents: ${show(min)} is not a positive extent count`, cmd);
+      return { cmd, ...common, ...(vdi !== undefined ? { vdi: requireUuidArg(cmd, 'vdi', vdi) } : {}), ...(min !== undefined ? { minExtents: Number(min) } : {}) };
     }
   }
 }

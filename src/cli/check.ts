@@ -13,6 +13,7 @@ import { type Io, type Timer, formatBytes, plural, printJson, table } from './ou
 import { describeError, loadSr, openBackend, reflinkListing, type SrView } from './storage.js';
 import { summarise } from './tree.js';
 import { withXapi } from './xapi-session.js';
+import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy } from '../backends/reflink/relayout-policy.js';
 
 type CheckArgs = Extract<Invocation, { cmd: 'check' }>;
 
@@ -202,6 +203,7 @@ export async function checkCommand(a: CheckArgs, io: Io, timer: Timer): Promise<
       }),
     );
     health.sort((x, y) => Number(y.fragments ?? 0) - Number(x.fragments ?? 0) || String(x.id).localeCompare(String(y.id)));
+    findings.push(...fragmentationFindings(sr, health));
   }
 
   const count = (s: Severity): number => findings.filter((f) => f.severity === s).length;
@@ -259,6 +261,34 @@ export async function checkCommand(a: CheckArgs, io: Io, timer: Timer): Promise<
   io.out('');
   io.out(ok ? 'result: OK' : `result: ${plural(count('error'), 'error')}, ${plural(count('warning'), 'warning')}${reclaim.length > 0 ? ', reclaimable objects' : ''}`);
   return ok ? 0 : 1;
+}
+
+/**
+ * Reflink: each live disk at or over the relayout threshold, as info (not a problem: the
+ * next snapshot starts a relayout, docs/fragmentation.md). Snapshots copy the whole extent
+ * map of the disk they are taken of, so this is what the next snapshot will cost.
+ */
+export function fragmentationFindings(sr: SrView, health: ReadonlyArray<Record<string, unknown>>): Finding[] {
+  if (sr.backend.kind !== 'reflink') return [];
+  const policy = (sr.backend as { relayout?: RelayoutPolicy }).relayout ?? RELAYOUT_DEFAULT;
+  const threshold = policy.enabled ? policy.threshold : DEFAULT_RELAYOUT_THRESHOLD;
+  const out: Finding[] = [];
+  for (const h of health) {
+    const o = sr.byId.get(String(h.id));
+    // The relayout's own measure: physically contiguous runs (FRAGMENTS), see relayout-trigger.ts.
+    if (o === undefined || o.kind !== 'volume' || o.vdi === undefined || o.deleted || typeof h.fragments !== 'number' || h.fragments < threshold) continue;
+    out.push(
+      finding(
+        'info',
+        'fragmented',
+        `VDI ${o.vdi} has ${String(h.extents)} extents in ${h.fragments} fragments (relayout threshold ${threshold}${policy.enabled ? '' : ', relayout off'}): each snapshot copies its whole extent map; ` +
+          `${policy.enabled ? 'its next snapshot starts a relayout, or ' : ''}run flatsnap relayout --path DIR --vdi ${o.vdi}`,
+        o.id,
+        o.vdi,
+      ),
+    );
+  }
+  return out;
 }
 
 const HEALTH_META = new Set(['id', 'vdi', 'kind', 'error']);

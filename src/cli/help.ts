@@ -1,4 +1,5 @@
 // Usage texts of `flatsnap`.
+import { DEFAULT_RELAYOUT_THRESHOLD } from '../backends/reflink/relayout-policy.js';
 import type { CommandName } from './args.js';
 
 const SR = `  --dataset POOL/PATH   the SR's ZFS dataset (device-config:dataset), or
@@ -21,6 +22,7 @@ commands:
   seek    the snapshot VDI holding a disk's state at a given time (binary search)
   gc      reclaim what nothing needs any more (what sr-scan would), under the SR lock
   check   storage against the lineage rules (and against xapi with --xapi)
+  relayout  rewrite a fragmented reflink disk contiguously (what snapshots start)
 
 flatsnap help COMMAND (or flatsnap COMMAND --help) for its options.
 exit status: 0 ok, 1 problems found (check) or left (gc), 2 usage error,
@@ -74,5 +76,20 @@ against storage: VDIs missing on either side. Exit status 1 if anything is found
 ${SR}
   --no-health           skip the per-object extent counts (FIEMAP)
 ${XAPI}
+${OUT}`,
+  relayout: `usage: flatsnap relayout --path DIR (--vdi UUID | --all [--min-extents N]) [--json]
+
+Rewrites the fragmented parts of a reflink VDI's image into contiguous blocks and
+points its snapshots at them too, so that its next snapshot copies a short extent
+map and no space is lost (docs/fragmentation.md). Safe while the VM runs: every
+change is a kernel-checked swap of equal bytes. The driver starts it in the
+background after a snapshot when the disk has many extents (device-config:relayout);
+--all, e.g. from cron, also catches the writes made since, so that the next
+snapshot finds the disk contiguous. Needs no SR lock; one relayout per VDI at a time.
+
+  --path DIR            the SR's directory (device-config:path)
+  --vdi UUID            the disk
+  --all                 every disk (live VDI) with at least --min-extents extents
+  --min-extents N       default ${DEFAULT_RELAYOUT_THRESHOLD}, as the driver's default threshold
 ${OUT}`,
 };

@@ -11,6 +11,7 @@ import { checkCommand } from './check.js';
 import { gcCommand } from './gc.js';
 import { MAIN_USAGE, USAGE } from './help.js';
 import { type Io, Timer, printJson, stdio } from './output.js';
+import { relayoutCommand } from './relayout.js';
 import { seekCommand } from './seek.js';
 import { CommandError, describeError } from './storage.js';
 import { treeCommand } from './tree.js';
@@ -33,6 +34,8 @@ async function runInvocation(inv: Invocation, io: Io, timer: Timer): Promise<num
       return gcCommand(inv, io, timer);
     case 'check':
       return checkCommand(inv, io, timer);
+    case 'relayout':
+      return relayoutCommand(inv, io, timer);
   }
 }
 

@@ -27,12 +27,16 @@ import { attachSr, createSr, deleteSr, probeSr, removeLeftovers, srStats } from 
 import { metaProblem, readRecord, removeRecord, writeRecord, type ObjectRecord } from './sidecar.js';
 import { type AfterStep, completeSwap, readIntent, swapFiles } from './swap.js';
 import { extentStats, growFile } from './volume.js';
+import { RELAYOUT_DEFAULT, type RelayoutPolicy } from './relayout-policy.js';
+import { relayoutAfterSnapshot } from './relayout-trigger.js';
 
 export interface ReflinkBackendOptions {
   /** Allow full (sparse) copies where the filesystem cannot reflink. Test / evaluation only. */
   allowCopy?: boolean;
   /** Test hook: called after each durable step of swapVdi (a throw simulates a crash there). */
   afterSwapStep?: AfterStep;
+  /** Background relayout of fragmented live images after snapshots (relayout-trigger.ts); default on. */
+  relayout?: RelayoutPolicy;
 }
 
 /** Leftovers younger than this may be another host's work in progress (shared OCFS2). */
@@ -77,6 +81,7 @@ export class ReflinkBackend implements Backend {
   readonly dir: string;
   private readonly allowCopy: boolean;
   private readonly afterSwapStep: AfterStep | undefined;
+  readonly relayout: RelayoutPolicy;
   /** Whether FICLONE works here; decided by createSr/attachSr, or on the first copy. */
   private reflinkWorks: boolean | undefined;
   /** No interrupted swap is left in the directory (see settle()). */
@@ -89,6 +94,7 @@ export class ReflinkBackend implements Backend {
     this.dir = normalize(dir).replace(/(.)\/+$/, '$1');
     this.allowCopy = opts.allowCopy ?? false;
     this.afterSwapStep = opts.afterSwapStep;
+    this.relayout = opts.relayout ?? RELAYOUT_DEFAULT;
   }
 
   describe(): string {
@@ -301,9 +307,12 @@ export class ReflinkBackend implements Backend {
       record.meta = { ...meta! };
     }
     const full = await this.fullCopy();
-    return publishObject(this.dir, objectName(id, record.vdi), record, 'VDISnapshot', (tmp) =>
+    const made = await publishObject(this.dir, objectName(id, record.vdi), record, 'VDISnapshot', (tmp) =>
       copyImage(src.path, tmp, { fullCopy: full, fail: 'VDISnapshot' }),
     );
+    if (!full && src.record.kind === 'volume' && src.record.vdi !== undefined && !src.record.deleted)
+      await relayoutAfterSnapshot(this.dir, src.record.vdi, src.path, this.relayout);
+    return made;
   }
 
   async clone(id: string, from: StoredObject, meta?: VdiMeta, time?: number): Promise<StoredObject> {

@@ -1,0 +1,319 @@
+// Relayout: rewriting a fragmented VDI image into contiguous blocks while it keeps
+// sharing them with its snapshots, online, with no step that can lose data.
+//
+// Why: a reflink snapshot copies the image's whole extent map (FICLONE is O(extents)),
+// and every guest write into blocks shared with a snapshot lands somewhere new, so the
+// live image of a disk that is snapshotted and written at random fragments without
+// bound (bench/README.md: 1 -> 15,500 extents after 32 snapshots of a 1 GiB disk, the
+// snapshot 3-7x slower). Nothing in XFS or OCFS2 bounds it (docs/fragmentation.md).
+//
+// How, for each window of the image dense in extents (extent-map.ts planRelayout):
+//   1. map the live image (FIEMAP, m1);
+//   2. copy the window's data into a fresh temp file T at the same offsets (one
+//      sequential write: the filesystem gives it few, large extents); fsync T;
+//   3. map the live image again (m2);
+//   4. FIDEDUPERANGE T -> live, window by window: the kernel compares both under its
+//      locks and only then points live at T's blocks. A window the guest wrote in the
+//      meantime compares unequal and is left as it was (one retry with a fresh copy);
+//   5. right after each window of live, every immutable object of the VDI's family (its snapshots, internal snapshots,
+//      tombstones, hidden volumes; never another VDI's writable image) is pointed at
+//      T's blocks (FICLONERANGE) wherever it holds the block live held, shared, in both
+//      m1 and m2. Such a block cannot have changed in between (a write to a shared
+//      block goes elsewhere) and snapshots are never written, so T holds its exact
+//      bytes there: the clone changes no byte, it only moves the reference. Without
+//      this the old blocks would stay pinned by the snapshots and the relayout would
+//      cost the window's size in space; with it the space is the same before and after.
+//   6. remove T (its blocks now belong to live and the snapshots).
+//
+// Every change is a remap between files holding equal bytes, done by the kernel one
+// extent at a time, so an interruption anywhere (crash, kill, ENOSPC, a concurrent
+// snapshot or delete) leaves every file with its exact content; what remains is the
+// temp file T, reaped like any other (names.ts), and at most one window's old blocks
+// still held by the snapshots not yet moved (space, until they are deleted). Nothing here needs the SR lock: a
+// concurrent snapshot only keeps some old blocks referenced (space, not data).
+//
+// Filesystems: XFS (reflink=1) and btrfs implement both ioctls; OCFS2 implements them
+// through the same VFS path (remap_file_range, Linux >= 4.19) but is not exercised in
+// this repository's tests (docs/fragmentation.md says what is measured where).
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { SmError } from '../../errors.js';
+import { log } from '../../log.js';
+import { discard } from './atomic.js';
+import { type Extent, type Range, alignRanges, dataRanges, extentsFrom, intersect, planRelayout, sameBlocks, windows } from './extent-map.js';
+import { identifyFs } from './fsinfo.js';
+import { listVdis, type VdiEntry } from './listing.js';
+import { objectName, swapPath, tempPath } from './names.js';
+import { errnoCode, sys } from './sys.js';
+
+/** Windows the image is cut into: the unit of copying, of dedupe and of a retry. */
+export const RELAYOUT_WINDOW = 16 * 1024 * 1024;
+/** A window is rewritten when it has at least this many extents (an extent per MiB). */
+export const RELAYOUT_MIN_WINDOW_EXTENTS = 16;
+/** Free space left untouched by a relayout, beyond what it copies. */
+const FREE_MARGIN = 256 * 1024 * 1024;
+/** ... or this share of the filesystem, when that is less (small filesystems). */
+const FREE_MARGIN_SHARE = 0.05;
+const COPY_CHUNK = 4 * 1024 * 1024;
+
+export type RelayoutStep = 'copied' | 'live-window' | 'family-object';
+
+export interface RelayoutOptions {
+  window?: number;
+  minWindowExtents?: number;
+  /** Test hook: called after each step; a throw there simulates a crash at that point. */
+  afterStep?: (step: RelayoutStep) => void | Promise<void>;
+}
+
+export interface RelayoutResult {
+  vdi: string;
+  /** Why nothing was done, when nothing was. */
+  skipped?: string;
+  extents_before: number;
+  extents_after: number;
+  windows: number;
+  windows_selected: number;
+  /** Windows the guest wrote during the relayout (redone once). */
+  windows_changed: number;
+  /** Windows still different after the retry: left as they were. */
+  windows_left: number;
+  /** Windows whose copy was not at least twice less fragmented (free space full of holes): left as they were. */
+  windows_not_better: number;
+  bytes_copied: number;
+  bytes_deduped: number;
+  family_objects: number;
+  family_objects_remapped: number;
+  bytes_remapped: number;
+  ms: number;
+}
+
+function mapOf(fd: number): Extent[] {
+  return extentsFrom(sys().fiemapMap(fd));
+}
+
+/** The immutable objects connected to `live` through parent links: what can share its blocks. */
+export function familyOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
+  const byId = new Map<string, VdiEntry>();
+  const children = new Map<string, string[]>();
+  for (const e of all) {
+    if (e.record === null) continue;
+    byId.set(e.record.id, e);
+    const p = e.record.parent;
+    if (p !== undefined) children.set(p, [...(children.get(p) ?? []), e.record.id]);
+  }
+  const seen = new Set<string>([live.record!.id]);
+  const queue = [live.record!.id];
+  while (queue.length > 0) {
+    const id = queue.pop()!;
+    const e = byId.get(id);
+    const next = [...(children.get(id) ?? []), ...(e?.record?.parent !== undefined ? [e.record.parent] : [])];
+    for (const n of next) {
+      if (!seen.has(n) && byId.has(n)) {
+        seen.add(n);
+        queue.push(n);
+      }
+    }
+  }
+  seen.delete(live.record!.id);
+  // A visible volume is another VDI's disk, written by its guest: never touched.
+  return [...seen].map((id) => byId.get(id)!).filter((e) => !(e.record!.kind === 'volume' && e.record!.vdi !== undefined && !e.record!.deleted));
+}
+
+async function copyRanges(src: FileHandle, dst: FileHandle, ranges: readonly Range[], buf: Buffer): Promise<number> {
+  let bytes = 0;
+  for (const r of ranges) {
+    for (let pos = r.start; pos < r.end; ) {
+      const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, r.end - pos), pos);
+      if (bytesRead === 0) break; // the image shrank under us: the dedupe will not match
+      await dst.write(buf, 0, bytesRead, pos);
+      pos += bytesRead;
+      bytes += bytesRead;
+    }
+  }
+  return bytes;
+}
+
+/** FIDEDUPERANGE of [start, end) from T into live; false when the bytes differ somewhere. */
+function dedupeWindow(t: number, live: number, w: Range): { same: boolean; bytes: number } {
+  const n = sys();
+  let bytes = 0;
+  for (let pos = w.start; pos < w.end; ) {
+    let r: { same: boolean; bytes: number };
+    try {
+      r = n.dedupeRange(t, pos, w.end - pos, live, pos);
+    } catch (e) {
+      // EINVAL: the image's size changed under us (a resize), so the window's unaligned
+      // tail no longer ends at its end of file; the window simply stays as it was.
+      if (errnoCode(e) === 'EINVAL') return { same: false, bytes };
+      throw e;
+    }
+    if (!r.same) return { same: false, bytes };
+    if (r.bytes <= 0) return { same: false, bytes }; // nothing done: treat as changed
+    bytes += r.bytes;
+    pos += r.bytes;
+  }
+  return { same: true, bytes };
+}
+
+/**
+ * Relayouts the image of VDI `vdi` in SR directory `dir` (see the top of the file).
+ * Never throws for a reason that leaves nothing to do (returns `skipped`); throws an
+ * SmError when a syscall fails, after removing its temp file.
+ */
+export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOptions = {}): Promise<RelayoutResult> {
+  const t0 = performance.now();
+  const window = opts.window ?? RELAYOUT_WINDOW;
+  const minExtents = opts.minWindowExtents ?? RELAYOUT_MIN_WINDOW_EXTENTS;
+  const n = sys();
+  const result: RelayoutResult = {
+    vdi,
+    extents_before: 0,
+    extents_after: 0,
+    windows: 0,
+    windows_selected: 0,
+    windows_changed: 0,
+    windows_left: 0,
+    windows_not_better: 0,
+    bytes_copied: 0,
+    bytes_deduped: 0,
+    family_objects: 0,
+    family_objects_remapped: 0,
+    bytes_remapped: 0,
+    ms: 0,
+  };
+  const done = (skipped?: string): RelayoutResult => {
+    if (skipped !== undefined) result.skipped = skipped;
+    result.ms = Math.round(performance.now() - t0);
+    return result;
+  };
+  if (await stat(swapPath(dir, vdi)).then(() => true, () => false)) return done('the VDI has an interrupted swap (an sr-scan completes it)');
+  const listing = await listVdis(dir);
+  const name = objectName(vdi, vdi);
+  const live = listing.vdis.find((e) => e.name === name);
+  if (live === undefined || live.record === null) throw new SmError('VolNotFound', `no VDI ${vdi} in ${dir}`);
+  if (live.record.kind !== 'volume' || live.record.deleted) return done(`VDI ${vdi} is a ${live.record.deleted ? 'tombstone' : live.record.kind}, not a live disk`);
+  const family = familyOf(live, listing.vdis);
+  result.family_objects = family.length;
+
+  const lf = await open(live.path, 'r+');
+  let tmp: string | undefined;
+  let tf: FileHandle | undefined;
+  try {
+    // One relayout per image at a time (an fcntl lock on the image; nobody else locks images).
+    if (!n.lock(lf.fd, true, false)) return done('another relayout of this VDI is running');
+    const size = (await lf.stat()).size;
+    const m1 = mapOf(lf.fd);
+    const plan = planRelayout(m1, size, { window, minExtents });
+    result.extents_before = m1.length;
+    result.extents_after = m1.length;
+    result.windows = Math.ceil(size / window);
+    result.windows_selected = plan.selected.length;
+    if (plan.selected.length === 0) return done(`no window has ${minExtents} or more extents`);
+    const fs = identifyFs(dir);
+    const margin = Math.min(FREE_MARGIN, Math.round(fs.totalBytes * FREE_MARGIN_SHARE));
+    if (fs.availBytes < plan.copyBytes + margin)
+      return done(`not enough free space: the copy needs ${plan.copyBytes} bytes plus ${margin} spare, ${fs.availBytes} available`);
+
+    // 2. The copy, window after window, in file order.
+    tmp = tempPath(dir, `relayout-${vdi}`);
+    tf = await open(tmp, 'wx+', 0o600);
+    await tf.truncate(size);
+    const buf = Buffer.allocUnsafe(COPY_CHUNK);
+    for (const w of plan.selected) result.bytes_copied += await copyRanges(lf, tf, dataRanges(m1, w), buf);
+    await tf.sync();
+    await opts.afterStep?.('copied');
+    // The copy is only as contiguous as the free space it landed in. Snapshots pin the
+    // blocks the guest rewrote, so every relayout leaves the old layout's place behind as
+    // free space full of holes, and after a few the filesystem may have nothing better:
+    // a window whose copy is not at least twice less fragmented than the disk stays as it is.
+    const copied = windows(mapOf(tf.fd), size, window);
+    const better = plan.selected.filter((w) => (copied[Math.floor(w.start / window)]?.extents ?? 0) * 2 <= w.extents);
+    result.windows_not_better = plan.selected.length - better.length;
+
+    // 3. Where live held the same shared block before and after the copy, T has its bytes.
+    const m2 = mapOf(lf.fd);
+    const stable = sameBlocks(m1, m2, { shared: true });
+    // The family's share of that, mapped once: an immutable object's map only changes
+    // here by our own clones, each into a window we never come back to.
+    const members: Array<{ path: string; size: number; ranges: Range[] }> = [];
+    for (const f of family) {
+      let ff: FileHandle;
+      try {
+        ff = await open(f.path, 'r');
+      } catch (e) {
+        if (errnoCode(e) === 'ENOENT') continue; // deleted meanwhile
+        throw e;
+      }
+      try {
+        // No shared flag asked of f itself: where f held live's block with live alone, the
+        // dedupe below makes that block f's alone. It is still the block m1 and m2 saw
+        // shared (f is immutable, so it held it all along): T has its bytes.
+        members.push({ path: f.path, size: (await ff.stat()).size, ranges: intersect(sameBlocks(mapOf(ff.fd), m1), stable) });
+      } finally {
+        await ff.close();
+      }
+    }
+    const remapped = new Set<string>();
+
+    // 4-5. Window by window: live first (a window the guest wrote meanwhile gets one fresh
+    // try, and its family is then left alone), then the family; an interruption leaves at
+    // most one window's old blocks pinned by the snapshots not yet moved.
+    for (const w of better) {
+      let r = dedupeWindow(tf.fd, lf.fd, w);
+      let changed = false;
+      if (!r.same) {
+        changed = true;
+        result.windows_changed++;
+        const fresh = mapOf(lf.fd);
+        result.bytes_copied += await copyRanges(lf, tf, dataRanges(fresh, w), buf);
+        await tf.sync();
+        r = dedupeWindow(tf.fd, lf.fd, w);
+        if (!r.same) result.windows_left++;
+      }
+      result.bytes_deduped += r.bytes;
+      await opts.afterStep?.('live-window');
+      if (changed) continue;
+      for (const m of members) {
+        const ranges = alignRanges(
+          intersect(m.ranges, [w]).map((x) => ({ start: x.start, end: Math.min(x.end, m.size, size) })),
+          fs.blockSize,
+          m.size === size ? size : Number.POSITIVE_INFINITY,
+        );
+        if (ranges.length === 0) continue;
+        let ff: FileHandle;
+        try {
+          ff = await open(m.path, 'r+');
+        } catch (e) {
+          if (errnoCode(e) === 'ENOENT') continue;
+          throw e;
+        }
+        try {
+          for (const x of ranges) {
+            n.cloneRange(tf.fd, x.start, x.end - x.start, ff.fd, x.start);
+            result.bytes_remapped += x.end - x.start;
+          }
+        } finally {
+          await ff.close();
+        }
+        remapped.add(m.path);
+        await opts.afterStep?.('family-object');
+      }
+    }
+    result.family_objects_remapped = remapped.size;
+    result.extents_after = n.fiemapCount(lf.fd);
+    return done();
+  } catch (e) {
+    if (e instanceof SmError) throw e;
+    throw new SmError('SMGeneral', `relayout of VDI ${vdi} in ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    if (tmp !== undefined) await discard(tmp, tf);
+    else if (tf) await tf.close().catch(() => undefined);
+    await lf.close().catch(() => undefined); // also drops the lock
+    if (result.ms > 0 && result.skipped !== undefined) log().info(`flatsnap: relayout of VDI ${vdi}: nothing done: ${result.skipped}`);
+    else if (result.ms > 0)
+      log().info(
+        `flatsnap: relayout of VDI ${vdi}: extents ${result.extents_before} -> ${result.extents_after}, ` +
+          `${result.windows_selected}/${result.windows} windows (${result.windows_changed} changed meanwhile, ${result.windows_not_better} not better), ${result.bytes_copied} bytes copied, ` +
+          `${result.family_objects_remapped}/${result.family_objects} family objects remapped in ${result.ms} ms`,
+      );
+  }
+}

@@ -1,0 +1,328 @@
+// The relayout of fragmented reflink images (src/backends/reflink/relayout.ts) on a real
+// XFS (reflink=1, 2 KiB blocks, as the fragmentation bench): a disk fragmented by
+// snapshots and random 64 KiB rewrites is rewritten contiguously; every byte of it and
+// of its snapshots stays the same, its snapshots move onto the new blocks (no space
+// lost), another VDI's clone is never touched, a guest write during the relayout is
+// kept, and an interruption at any step (an exception, or SIGKILL of the process)
+// leaves every file intact and only a temp file that the SR's reaping removes.
+import { execa } from 'execa';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StoredObject } from '../../src/backends/backend.js';
+import { ReflinkBackend } from '../../src/backends/reflink/backend.js';
+import { extentsFrom } from '../../src/backends/reflink/extent-map.js';
+import { SR_MARKER, TEMP_PREFIX } from '../../src/backends/reflink/names.js';
+import { removeLeftovers } from '../../src/backends/reflink/pool.js';
+import { relayoutVdi, type RelayoutStep } from '../../src/backends/reflink/relayout.js';
+import { relayoutAfterSnapshot } from '../../src/backends/reflink/relayout-trigger.js';
+import { parseArgs } from '../../src/cli/args.js';
+import { checkCommand } from '../../src/cli/check.js';
+import { run } from '../../src/cli/main.js';
+import { Timer, type Io } from '../../src/cli/output.js';
+import { relayoutCommand } from '../../src/cli/relayout.js';
+import { formatSnapshotName } from '../../src/lineage/names.js';
+import { loadNative } from '../../src/native.js';
+import { hashOf, snapshotMeta, vdiMeta } from '../conformance/backend-conformance.js';
+import { createLoopFs, describeLoopFs, type LoopFs } from './harness/loopfs.js';
+
+process.env.FLATSNAP_LOG_LEVEL ??= 'error';
+const MiB = 1024 * 1024;
+const SIZE = 64 * MiB;
+const BLOCK = 64 * 1024;
+const REPO = process.cwd(); // jest runs from the repository root
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function syncFs(path: string): Promise<void> {
+  await execa('sync', ['-f', path], { stdin: 'ignore' });
+}
+
+function usedBytes(path: string): number {
+  const s = statfsSync(path);
+  return (s.blocks - s.bfree) * s.bsize;
+}
+
+/** Which physical block each offset maps to (flags ignored: XFS splits extents where sharing changes). */
+async function fileMap(path: string): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const runs: Array<[number, number, number]> = [];
+    for (const e of extentsFrom(loadNative()!.fiemapMap(fh.fd))) {
+      const last = runs[runs.length - 1];
+      if (last && last[0] + last[2] === e.logical && last[1] + last[2] === e.physical) last[2] += e.length;
+      else runs.push([e.logical, e.physical, e.length]);
+    }
+    return JSON.stringify(runs);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A command as main.ts runs it, minus its final log flush (which ends the logger of this process). */
+async function cli(argv: string[], io: Io): Promise<number> {
+  const inv = parseArgs(argv);
+  if (inv.cmd === 'relayout') return relayoutCommand(inv, io, new Timer());
+  if (inv.cmd === 'check') return checkCommand(inv, io, new Timer());
+  throw new Error(`not here: ${inv.cmd}`);
+}
+
+describeLoopFs('reflink relayout', ['xfs'], () => {
+  let fs: LoopFs;
+  let dir: string;
+  let b: ReflinkBackend;
+  let clock = Date.UTC(2026, 10, 25, 0, 0, 0);
+  const tick = (): number => (clock += 1000);
+  const rnd = prng(7);
+
+  beforeAll(async () => {
+    fs = await createLoopFs('xfs', { sizeMiB: 1536, mkfsArgs: ['-b', 'size=2048'] });
+    dir = join(fs.mountpoint, 'sr');
+    await mkdir(dir);
+    b = new ReflinkBackend(dir, { relayout: { enabled: false } });
+    await b.createSr(randomUUID());
+  });
+  afterAll(async () => {
+    await fs?.teardown();
+  });
+  // Each test's disks are its own: make room for the next one.
+  afterEach(async () => {
+    for (const n of await readdir(dir)) if (n !== SR_MARKER) await rm(join(dir, n), { force: true });
+    await syncFs(dir);
+  });
+
+  async function snapshot(v: StoredObject): Promise<StoredObject> {
+    const sid = randomUUID();
+    const t = tick();
+    return b.snapshot(sid, v, formatSnapshotName(t, sid), 'snapshot', snapshotMeta(v.id, t));
+  }
+
+  /** Rewrites `count` distinct random blocks of `unit` bytes of the image with random bytes. */
+  async function rewrite(path: string, count: number, unit = BLOCK): Promise<void> {
+    const fh = await open(path, 'r+');
+    try {
+      const picks = new Set<number>();
+      while (picks.size < count) picks.add(Math.floor(rnd() * (SIZE / unit)));
+      for (const p of [...picks].sort((x, y) => x - y)) await fh.write(randomBytes(unit), 0, unit, p * unit);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** A 64 MiB disk written in full, then `cycles` x (snapshot, 25 % rewritten in `unit` blocks), then one more snapshot. */
+  async function fragmentedDisk(cycles: number, unit = BLOCK): Promise<{ v: StoredObject; snaps: StoredObject[] }> {
+    const v = await b.create(randomUUID(), vdiMeta('fragmented'), SIZE, tick());
+    const fh = await open(v.handle, 'r+');
+    for (let off = 0; off < SIZE; off += 4 * MiB) await fh.write(randomBytes(4 * MiB), 0, 4 * MiB, off);
+    await fh.sync();
+    await fh.close();
+    const snaps: StoredObject[] = [];
+    for (let c = 0; c < cycles; c++) {
+      snaps.push(await snapshot(v));
+      await rewrite(v.handle, SIZE / unit / 4, unit);
+    }
+    snaps.push(await snapshot(v));
+    return { v, snaps };
+  }
+
+  const hashes = (objs: readonly StoredObject[]): Promise<string[]> => Promise.all(objs.map((o) => hashOf(o.handle)));
+  const extents = async (o: StoredObject): Promise<number> => Number((await b.health(o)).extents);
+  // Physically contiguous runs: after an interrupted run, XFS still splits the disk's
+  // extents where the snapshots not yet moved stop sharing them.
+  const fragments = async (o: StoredObject): Promise<number> => Number((await b.health(o)).fragments);
+  const temps = async (): Promise<string[]> => (await readdir(dir)).filter((n) => n.startsWith(TEMP_PREFIX));
+
+  test('rewrites the disk contiguously, keeps every byte, moves the snapshots along: no space lost', async () => {
+    const { v, snaps } = await fragmentedDisk(3);
+    const all = [v, ...snaps];
+    const before = await hashes(all);
+    const extentsBefore = await extents(v);
+    expect(extentsBefore).toBeGreaterThan(500);
+    await syncFs(dir);
+    const used = usedBytes(dir);
+
+    const r = await relayoutVdi(dir, v.id);
+    expect(r.skipped).toBeUndefined();
+    expect(r.extents_before).toBe(extentsBefore);
+    expect(r.windows_selected).toBe(4);
+    expect(r.windows_changed).toBe(0);
+    expect(r.bytes_copied).toBe(SIZE);
+    expect(r.bytes_deduped).toBe(SIZE);
+    expect(r.family_objects).toBe(4);
+    expect(r.family_objects_remapped).toBe(4);
+
+    expect(await hashes(all)).toEqual(before);
+    expect(await extents(v)).toBeLessThanOrEqual(4);
+    expect(r.extents_after).toBe(await extents(v));
+    // The newest snapshot was identical to the disk: it is now the same few extents, all shared.
+    const h = await b.health(snaps[snaps.length - 1]!);
+    expect(Number(h.extents)).toBeLessThanOrEqual(4);
+    expect(h.shared_bytes).toBe(SIZE);
+    // The older snapshots hold fewer extents than before, never more.
+    await syncFs(dir);
+    // Same space: the old blocks were released by the disk and every snapshot that held them.
+    expect(Math.abs(usedBytes(dir) - used)).toBeLessThan(2 * MiB);
+    expect(await temps()).toEqual([]);
+
+    // A second run finds nothing dense enough.
+    const again = await relayoutVdi(dir, v.id);
+    expect(again.skipped).toMatch(/no window/);
+    expect(await hashes(all)).toEqual(before);
+  });
+
+  test('a clone (another VDI) is never touched; a guest write during the relayout is kept', async () => {
+    const { v, snaps } = await fragmentedDisk(2);
+    const clone = await b.clone(randomUUID(), snaps[0]!, vdiMeta('clone'), tick());
+    await rewrite(clone.handle, 10);
+    const cloneMap = await fileMap(clone.handle);
+    const cloneHash = await hashOf(clone.handle);
+    const snapHashes = await hashes(snaps);
+
+    const guest = Buffer.alloc(BLOCK, 0xa5);
+    const at = 5 * MiB + 3 * BLOCK;
+    const r = await relayoutVdi(dir, v.id, {
+      afterStep: async (step: RelayoutStep) => {
+        if (step !== 'copied') return;
+        const fh = await open(v.handle, 'r+');
+        await fh.write(guest, 0, BLOCK, at);
+        await fh.sync();
+        await fh.close();
+      },
+    });
+    expect(r.windows_changed).toBe(1);
+    const fh = await open(v.handle, 'r');
+    const back = Buffer.alloc(BLOCK);
+    await fh.read(back, 0, BLOCK, at);
+    await fh.close();
+    expect(back.equals(guest)).toBe(true);
+    expect(await hashes(snaps)).toEqual(snapHashes);
+    expect(await fileMap(clone.handle)).toBe(cloneMap);
+    expect(await hashOf(clone.handle)).toBe(cloneHash);
+    expect(r.family_objects).toBe(snaps.length); // the clone is not family to touch
+  });
+
+  // Interrupted between a window of the disk and its snapshots: no byte is lost; the
+  // snapshots not yet moved keep that one window's old blocks (space, at most a window).
+  test.each(['copied', 'live-window', 'family-object'] as const)('an exception after step %s leaves every file intact', async (step) => {
+    const { v, snaps } = await fragmentedDisk(2);
+    const all = [v, ...snaps];
+    const before = await hashes(all);
+    await syncFs(dir);
+    const used = usedBytes(dir);
+    let seen = 0;
+    await expect(
+      relayoutVdi(dir, v.id, {
+        afterStep: (s) => {
+          if (s === step && ++seen === 2 - (step === 'copied' ? 1 : 0)) throw new Error(`crash after ${s}`);
+        },
+      }),
+    ).rejects.toThrow(/crash after/);
+    expect(await hashes(all)).toEqual(before);
+    expect(await temps()).toEqual([]);
+    const r = await relayoutVdi(dir, v.id);
+    expect(r.skipped).toBeUndefined();
+    expect(await hashes(all)).toEqual(before);
+    expect(await fragments(v)).toBeLessThanOrEqual(4);
+    await syncFs(dir);
+    expect(usedBytes(dir) - used).toBeLessThan(16 * MiB + 2 * MiB);
+  });
+
+  test.each(['copied', 'live-window', 'family-object'] as const)('SIGKILL after step %s: every file intact, the temp file is reaped, a new run completes', async (step) => {
+    const { v, snaps } = await fragmentedDisk(2);
+    const all = [v, ...snaps];
+    const before = await hashes(all);
+    await syncFs(dir);
+    const used = usedBytes(dir);
+    const script = join(fs.mountpoint, `kill-${randomUUID()}.mts`);
+    await writeFile(
+      script,
+      `import { relayoutVdi } from ${JSON.stringify(join(REPO, 'src/backends/reflink/relayout.ts'))};\n` +
+        `let n = 0;\n` +
+        `await relayoutVdi(${JSON.stringify(dir)}, ${JSON.stringify(v.id)}, { afterStep: (s) => { if (s === ${JSON.stringify(step)} && ++n === ${step === 'copied' ? 1 : 2}) process.kill(process.pid, 'SIGKILL'); } });\n`,
+    );
+    const child = await execa(process.execPath, ['--import', 'tsx', script], { cwd: REPO, reject: false, stdin: 'ignore' });
+    await rm(script, { force: true });
+    expect(child.signal).toBe('SIGKILL');
+    expect(await hashes(all)).toEqual(before);
+    const left = await temps();
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(/relayout/);
+    expect(await removeLeftovers(dir, 0)).toEqual(left);
+    await syncFs(dir); // XFS frees the temp file's references in the background
+    const r = await relayoutVdi(dir, v.id);
+    expect(r.skipped).toBeUndefined();
+    expect(await hashes(all)).toEqual(before);
+    expect(await fragments(v)).toBeLessThanOrEqual(4);
+    await syncFs(dir);
+    expect(usedBytes(dir) - used).toBeLessThan(16 * MiB + 2 * MiB);
+  });
+
+  test('a snapshot starts the relayout in the background when the disk is over the threshold', async () => {
+    const { v } = await fragmentedDisk(1);
+    const n = await fragments(v);
+    const out = join(fs.mountpoint, `cli-args-${randomUUID()}`);
+    const fake = join(fs.mountpoint, `fake-cli-${randomUUID()}`);
+    await writeFile(fake, `#!/bin/sh\nprintf '%s\\n' "$@" > ${out}.tmp && mv ${out}.tmp ${out}\n`);
+    await chmod(fake, 0o755);
+    const saved = process.env.FLATSNAP_CLI;
+    process.env.FLATSNAP_CLI = fake;
+    try {
+      expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: false })).toBe('off');
+      expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: true, threshold: n + 1 })).toBe('below');
+      const withTrigger = new ReflinkBackend(dir, { relayout: { enabled: true, threshold: n } });
+      const sid = randomUUID();
+      const t = tick();
+      await withTrigger.snapshot(sid, v, formatSnapshotName(t, sid), 'snapshot', snapshotMeta(v.id, t));
+      let args: string | undefined;
+      for (let i = 0; i < 100 && args === undefined; i++) {
+        args = await readFile(out, 'utf8').catch(() => undefined);
+        if (args === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(args?.trim().split('\n')).toEqual(['relayout', '--path', dir, '--vdi', v.id]);
+    } finally {
+      if (saved === undefined) delete process.env.FLATSNAP_CLI;
+      else process.env.FLATSNAP_CLI = saved;
+      await rm(fake, { force: true });
+      await rm(out, { force: true });
+    }
+  });
+
+  test('flatsnap relayout and flatsnap check: the extent count of each VDI, the fragmented one flagged', async () => {
+    const { v } = await fragmentedDisk(1, 4096);
+    const lines: string[] = [];
+    const io = { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s) };
+    expect(await cli(['check', '--path', dir, '--json'], io)).toBeLessThanOrEqual(1);
+    const doc = JSON.parse(lines.join('\n')) as { health: Array<{ id: string; vdi: string | null; extents: number }>; findings: Array<{ code: string; vdi: string | null; severity: string }> };
+    const row = doc.health.find((h) => h.id === v.id)!;
+    expect(row.vdi).toBe(v.id);
+    expect(row.extents).toBeGreaterThan(2048);
+    expect(doc.findings).toContainEqual(expect.objectContaining({ code: 'fragmented', vdi: v.id, severity: 'info' }));
+
+    lines.length = 0;
+    expect(await cli(['relayout', '--path', dir, '--vdi', v.id, '--json'], io)).toBe(0);
+    const r = JSON.parse(lines.join('\n')) as { extents_before: number; extents_after: number };
+    expect(r.extents_before).toBe(row.extents);
+    expect(r.extents_after).toBeLessThanOrEqual(4);
+
+    lines.length = 0;
+    await cli(['check', '--path', dir], io);
+    const text = lines.join('\n');
+    expect(text).toMatch(/^extents \(FIEMAP/m);
+    expect(text).toContain(v.id);
+    expect(text).not.toMatch(new RegExp(`fragmented\\s+${v.id}`));
+
+    lines.length = 0;
+    expect(await run(['relayout', '--dataset', 'tank/sr', '--vdi', v.id], io)).toBe(2);
+  });
+});
