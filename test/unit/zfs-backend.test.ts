@@ -230,14 +230,13 @@ const N = '7cd39bbb-f08f-4e9b-8dac-cfe087b9cadb';
 const T0 = Date.UTC(2025, 10, 25, 2, 0, 0, 0);
 
 describe('zvol layout (OpenZFS)', () => {
-  test('create: one `zfs create -s -b 16384 -V` with volmode=dev and the whole record as -o, then one read-back', async () => {
+  test('create: one `zfs create -s -b 16384 -V` with the whole record as -o (volmode=dev comes from the root), then one read-back', async () => {
     const { fake, b } = setup();
     const m = meta('Debian 12\troot', { name_description: 'two\nlines, 100%' });
     const v = await b.create(V, m, 10 * GiB + 1, T0);
     const size = 10 * GiB + 16384;
     expect(fake.zfs()[0]).toEqual([
       'create', '-s', '-b', '16384', '-V', String(size),
-      '-o', 'volmode=dev',
       '-o', `flatsnap:id=${V}`,
       '-o', 'flatsnap:kind=volume',
       '-o', `flatsnap:created=${T0}`,
@@ -318,7 +317,7 @@ describe('zvol layout (OpenZFS)', () => {
     expect((await b.inventory()).find((o) => o.id === V)?.virtual_size).toBe(2 * GiB + 16384);
   });
 
-  test('snapshot and clone: the record set atomically with -o; a zvol clone gets volmode=dev; parents from structure', async () => {
+  test('snapshot and clone: the record set atomically with -o; a zvol clone inherits volmode=dev from the root; parents from structure', async () => {
     const { fake, b } = setup();
     const v = await b.create(V, meta('x'), GiB, T0);
     const iname = formatInternalSnapshotName(T0 + 5, I1);
@@ -335,7 +334,7 @@ describe('zvol layout (OpenZFS)', () => {
     expect(i).toMatchObject({ id: I1, kind: 'internal-snapshot', parent: V, created: T0 + 5, virtual_size: GiB, handle: `${ROOT}/${V}@${iname}` });
     expect(i.vdi).toBeUndefined();
     const c = await b.clone(C1, i, meta('clone'), T0 + 6);
-    expect(fake.zfs().at(-2)?.slice(0, 3)).toEqual(['clone', '-o', 'volmode=dev']);
+    expect(fake.zfs().at(-2)?.slice(0, 3)).toEqual(['clone', '-o', `flatsnap:id=${C1}`]);
     expect(fake.zfs().at(-2)?.slice(-3)).toEqual([`flatsnap:vdi=${C1}`, `${ROOT}/${V}@${iname}`, `${ROOT}/${C1}`]);
     expect(c).toMatchObject({ id: C1, kind: 'volume', vdi: C1, parent: I1, created: T0 + 6, virtual_size: GiB });
     const h = await b.clone(H1, i, undefined, T0 + 7);
@@ -448,7 +447,7 @@ describe('SR on OpenZFS', () => {
     const sr = '3c0e9f0e-5b7a-4d55-9a7e-0c1f8d1b2a01';
     await b.createSr(sr);
     expect(fake.calls[0]).toEqual(['zpool', 'list', '-H', '-o', 'health', 'tank']);
-    expect(fake.mutations()).toEqual([['create', '-p', '-o', `flatsnap:sr=${sr}`, '-o', 'flatsnap:format=1', '-o', 'flatsnap:made-root=1', ROOT]]);
+    expect(fake.mutations()).toEqual([['create', '-p', '-o', 'volmode=dev', '-o', `flatsnap:sr=${sr}`, '-o', 'flatsnap:format=1', '-o', 'flatsnap:made-root=1', ROOT]]);
     await b.createSr(sr); // idempotent
     expect(fake.mutations()).toHaveLength(1);
     expect((await smError(b.createSr('8e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b'))).code).toBe(42);
@@ -463,6 +462,15 @@ describe('SR on OpenZFS', () => {
     expect(e.code).toBe(42);
     expect(e.message).toMatch(/not empty/);
     expect(fake.mutations()).toEqual([]);
+  });
+
+  test('attachSr gives an SR root made before volmode=dev (or on zfs-fuse) the volmode its zvols inherit, once', async () => {
+    const { fake, b } = setup();
+    const sr = '3c0e9f0e-5b7a-4d55-9a7e-0c1f8d1b2a01';
+    await b.attachSr(sr);
+    expect(fake.mutations()).toEqual([['set', 'volmode=dev', ROOT]]);
+    await b.attachSr(sr);
+    expect(fake.mutations()).toHaveLength(1);
   });
 });
 

@@ -14,7 +14,8 @@
 // A volume's bytes, decided per object from its ZFS type (so an SR made on zfs-fuse
 // still works after an import into OpenZFS), and for new volumes once per backend
 // instance (= per SM call) from `zfs version`:
-//   - ZFS with volumes (OpenZFS): a sparse zvol, `zfs create -s -b 16K -V <size> -o volmode=dev`;
+//   - ZFS with volumes (OpenZFS): a sparse zvol, `zfs create -s -b 16K -V <size>`, with
+//     volmode=dev inherited from the SR root (pool.ts; volumes.ts says why not per zvol);
 //     the datapath is /dev/zvol/<root>/<id>. Sparse: a refreservation would charge the
 //     full size again for every snapshot. volmode=dev: dom0 must not scan guests'
 //     partition tables and LVM. volblocksize 16K (OpenZFS 2.2's default, fixed here so

@@ -72,13 +72,15 @@ export async function createSr(ctx: ZfsCtx, srUuid: string): Promise<void> {
   const sr = requireSrUuid(srUuid);
   await ctx.cli.requireHealthyPool(ctx.pool);
   const raw = !(await ctx.cli.features()).volumes;
-  const r = await lookAtRoot(ctx, ['mountpoint', PROP.sr]);
+  const r = await lookAtRoot(ctx, ['mountpoint', PROP.sr, ...(raw ? [] : ['volmode'])]);
   if (r === undefined) {
     const outer = await enclosingSr(ctx);
     if (outer !== undefined) throw new SmError('SRExists', `${ctx.root} would lie inside flatsnap SR ${outer.sr} (${outer.at}); refusing to nest SRs`);
     await ctx.cli.createFilesystem(ctx.root, {
       parents: true,
       ...(raw && ctx.mountpoint !== undefined ? { props: { mountpoint: ctx.mountpoint } } : {}),
+      // zvols inherit it (volumes.ts createVolume says why not per zvol): dom0 must not scan guests' partitions.
+      ...(raw ? {} : { props: { volmode: 'dev' } }),
       user: { [PROP.sr]: sr, [PROP.format]: FORMAT_VERSION, [PROP.madeRoot]: '1' },
     });
     if (raw) {
@@ -112,6 +114,14 @@ export async function createSr(ctx: ZfsCtx, srUuid: string): Promise<void> {
     ctx.log.info(`flatsnap: adopted the empty dataset ${ctx.root} as SR ${sr}`);
   }
   if (raw) await ensureMountpoint(ctx, sr);
+  else await ensureVolmode(ctx, d);
+}
+
+/** The SR root's volmode=dev, which its zvols inherit (SRs made before it was set, or on zfs-fuse and imported). */
+async function ensureVolmode(ctx: ZfsCtx, root: ZfsDataset): Promise<void> {
+  if (root.props.get('volmode')?.value === 'dev') return;
+  ctx.log.info(`flatsnap: setting volmode=dev on ${ctx.root} (its zvols inherit it)`);
+  await ctx.cli.set(ctx.root, { props: { volmode: 'dev' } });
 }
 
 /** The root's SR uuid, checked against `sr`: SRUnavailable if missing or another SR's. */
@@ -127,7 +137,9 @@ async function requireOurRoot(ctx: ZfsCtx, sr: string, props: readonly string[] 
 export async function attachSr(ctx: ZfsCtx, srUuid: string): Promise<void> {
   const sr = requireSrUuid(srUuid);
   await ctx.cli.requireHealthyPool(ctx.pool);
-  await requireOurRoot(ctx, sr);
+  const volumes = (await ctx.cli.features()).volumes;
+  const r = await requireOurRoot(ctx, sr, volumes ? ['volmode'] : []);
+  if (volumes) await ensureVolmode(ctx, rootOf(ctx, r));
   // A zfs-fuse daemon that restarted mounts nothing; OpenZFS normally has, and then this is one get.
   const mounted = await ctx.cli.mountAll(ctx.root);
   if (mounted.length > 0) ctx.log.info(`flatsnap: mounted ${mounted.length} dataset(s) under ${ctx.root}`);
