@@ -2,14 +2,15 @@
 // raw disk. node0 is the SR master: it makes the SR, VDIs, snapshots and clones; node1
 // attaches the SR and reads the VDIs as vdi_attach does (inventory + datapath). Checked:
 // the objects and bytes both hosts see, coherence after the master's later changes, what
-// the locks do across hosts, and that a non-master's reads change nothing while the master
-// is in the middle of a change.
+// the locks do across hosts, and that the cross-host lock (flock on the SR marker, which
+// o2cb's DLM makes cluster-wide) holds: a non-master's vdi_attach waits while the master is
+// in the middle of a revert, and completes the swap if the master dies in it.
 //
 // The nodes talk over one point-to-point qemu socket netdev on 127.0.0.1 (the guests'
 // 10.0.0.x addresses exist only on that virtual wire): no user-mode networking, no taps,
 // no bridges. Runs with FLATSNAP_KERNEL_TIER=1 as root (`make test-kernel`).
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { GUEST_SHARE, guestEnv, installNode, prepareShare, REPO, type Bundles } from './lib/guest-jest.js';
@@ -56,6 +57,21 @@ function freePort(): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until something listens on 127.0.0.1:`port` (/proc/net/tcp, state 0A), without
+ * connecting: node0's qemu accepts exactly one connection, node1's. If node1's qemu tries
+ * before node0's listens, its non-blocking connect fails after qemu started, and the
+ * guests come up without a link (seen once under load: "no link to the other node").
+ */
+async function waitListening(port: number, timeoutMs = 60_000): Promise<void> {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const t0 = Date.now(); ; await sleep(100)) {
+    const lines = (await readFile('/proc/net/tcp', 'utf8')).split('\n');
+    if (lines.some((l) => { const f = l.trim().split(/\s+/); return f[1] === local && f[3] === '0A'; })) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms (node0's qemu netdev)`);
+  }
+}
 
 async function waitHostFile(path: string, proc: GuestProcess, timeoutMs = 300_000): Promise<void> {
   const t0 = Date.now();
@@ -118,6 +134,7 @@ describeKernelTier('kernel tier: two-node OCFS2 cluster (o2cb, local heartbeat)'
     const t0 = Date.now();
     // node0 listens, node1 connects: one TCP connection on 127.0.0.1 carries the guests' ethernet.
     n0 = await Vm.start({ ...common(0), extraArgs: ['-netdev', `socket,id=n0,listen=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:4b:54:01'] });
+    await waitListening(port);
     n1 = await Vm.start({ ...common(1), extraArgs: ['-netdev', `socket,id=n0,connect=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:4b:54:02'] });
     await Promise.all([n0.ready(), n1.ready()]);
     timings.add(`boot both guests (${n0.accel.kind}: ${n0.accel.why})`, Date.now() - t0);
@@ -214,9 +231,9 @@ describeKernelTier('kernel tier: two-node OCFS2 cluster (o2cb, local heartbeat)'
   }, 300_000);
 
   test('the SM lock (fcntl, lock.py’s kind) excludes on its own host only: on OCFS2 with o2cb POSIX locks are node-local', async () => {
-    // flatsnap's SR lock lives in /var/lock/sm (per host), like the stock SM's: on a shared SR
-    // only xapi's SR master routing keeps two hosts from changing it at once. This pins down
-    // that even an fcntl lock on the shared filesystem itself would not: o2cb has no plocks.
+    // flatsnap's SM locks live in /var/lock/sm (per host), like the stock SM's. This pins down
+    // that even an fcntl lock on the shared filesystem itself would not exclude another host
+    // (o2cb has no plocks): why the cross-host lock (src/sr/cluster-lock.ts) is flock.
     const path = `${MNT}/locks/${SR}/sr`;
     const marker = `${GUEST_SHARE}/marks/fcntl.held`;
     const release = `${GUEST_SHARE}/marks/fcntl.release`;
@@ -230,38 +247,74 @@ describeKernelTier('kernel tier: two-node OCFS2 cluster (o2cb, local heartbeat)'
     expect(otherHost.acquired).toBe(true);
   }, 300_000);
 
-  test('while the master is in the middle of a revert (swap-vdi), the other host’s attach and reads change nothing, and the swap completes', async () => {
+  type Read = { objects: Obj[]; before: string[]; after: string[]; hashes: Record<string, string>; errors: Record<string, string> };
+
+  /**
+   * The master starts a revert (swap-vdi) of a fresh VDI and pauses in it after its first
+   * durable step, holding the cross-host lock; the other host then starts a vdi_attach-like
+   * read. Returns when the read is waiting for the lock: the host files `started` exists
+   * and `locked` does not, a few seconds after the read asked for it.
+   */
+  async function pausedSwapWithWaitingReader(tag: string, crash: boolean) {
     const r = await step<{ v: string; s: string; fresh: string; hOld: string; hNew: string }>(n0, 'prepare-revert', { dir: SR_DIR });
-    const marker = `${GUEST_SHARE}/marks/swap.held`;
-    const release = `${GUEST_SHARE}/marks/swap.release`;
-    const swap = await spawnStep(n0, 'swap-paused', { dir: SR_DIR, v: r.v, fresh: r.fresh, hold: 'link-old', marker, release });
-    await waitHostFile(join(marks, 'swap.held'), swap);
-    let during: { before: string[]; after: string[]; hashes: Record<string, string>; errors: Record<string, string> };
-    try {
-      await step(n1, 'attach', { dir: SR_DIR, sr: SR });
-      during = await step(n1, 'read', { dir: SR_DIR });
-    } finally {
-      await writeFile(join(marks, 'swap.release'), '');
-    }
+    const m = (n: string) => `${GUEST_SHARE}/marks/${tag}.${n}`;
+    const swap = await spawnStep(n0, 'swap-paused', {
+      dir: SR_DIR, v: r.v, fresh: r.fresh, hold: 'link-old', marker: m('held'), release: m('release'), ...(crash ? { crash: m('crash') } : {}),
+    });
+    await waitHostFile(join(marks, `${tag}.held`), swap);
+    const reader = await spawnStep(n1, 'read', { dir: SR_DIR, started: m('started'), locked: m('locked') });
+    await waitHostFile(join(marks, `${tag}.started`), reader);
+    await sleep(5000);
+    const readerWaited = !existsSync(join(marks, `${tag}.locked`)) && (await reader.poll()) === undefined;
+    return { r, swap, reader, readerWaited, release: () => writeFile(join(marks, `${tag}.${crash ? 'crash' : 'release'}`), '') };
+  }
+
+  const lastJson = <T,>(stdout: string): T => JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as T;
+
+  test('while the master is in the middle of a revert (swap-vdi), the other host’s vdi_attach waits on the cross-host lock, then reads the finished swap', async () => {
+    const { r, swap, reader, readerWaited, release } = await pausedSwapWithWaitingReader('swap', false);
+    await release();
     const res = await swap.wait(300_000);
-    const out = JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as { vdiNow?: string; error?: string };
-    const after = await step<{ hashes: Record<string, string>; errors: Record<string, string> }>(n1, 'read', { dir: SR_DIR });
-    const changed = during.after.filter((l) => !during.before.includes(l));
-    const vanished = during.before.filter((l) => !during.after.includes(l));
+    const out = lastJson<{ vdiNow?: string; error?: string }>(res.stdout);
+    const rd = await reader.wait(300_000);
+    const read = lastJson<Read & { error?: string }>(rd.stdout);
     // All facts at once, so a failure shows the whole story:
     expect({
-      // the other host left the SR exactly as the paused master had it,
-      changedByTheOtherHost: { appeared: changed, vanished },
-      // and read the VDI's old bytes or got a clean "not available now", never a mix;
-      otherHostReadOfTheVdi: during.hashes[r.v] === undefined || during.hashes[r.v] === r.hNew ? 'old bytes or unavailable' : during.hashes[r.v],
-      // then the master's swap completed: the VDI reads the snapshot's data, the old volume keeps its own.
+      // node1 could not get the shared lock while node0 held the exclusive one (o2cb's DLM),
+      readerWaitedForTheMaster: readerWaited,
+      // the master's swap completed: the VDI is backed by the fresh object,
       masterSwap: { code: res.code, error: out.error, vdiNow: out.vdiNow },
-      afterwards: { errors: after.errors, vdi: after.hashes[r.fresh], old: after.hashes[r.v] },
+      // and node1 then read the finished state: the VDI has the snapshot's bytes, the old
+      // volume (now hidden) its own, and the read changed nothing.
+      otherHost: {
+        code: rd.code, error: read.error, errors: read.errors, changed: read.before.join('\n') === read.after.join('\n') ? 'nothing' : read.after,
+        vdi: read.hashes[r.fresh], old: read.hashes[r.v], vdiOf: read.objects.find((o) => o.vdi === r.v && !o.deleted)?.id,
+      },
     }).toEqual({
-      changedByTheOtherHost: { appeared: [], vanished: [] },
-      otherHostReadOfTheVdi: 'old bytes or unavailable',
+      readerWaitedForTheMaster: true,
       masterSwap: { code: 0, error: undefined, vdiNow: r.fresh },
-      afterwards: { errors: {}, vdi: r.hOld, old: r.hNew },
+      otherHost: { code: 0, error: undefined, errors: {}, changed: 'nothing', vdi: r.hOld, old: r.hNew, vdiOf: r.fresh },
+    });
+  }, 600_000);
+
+  test('when the master dies in the middle of a swap, its lock goes with it and the other host’s vdi_attach completes the swap (never both, never half)', async () => {
+    const { r, swap, reader, readerWaited, release } = await pausedSwapWithWaitingReader('crash', true);
+    await release();
+    const res = await swap.wait(300_000);
+    const rd = await reader.wait(300_000);
+    const read = lastJson<Read & { error?: string }>(rd.stdout);
+    const swapLeft = (l: string[]) => l.filter((n) => n.startsWith('.flatsnap-swap.')).length;
+    expect({
+      readerWaitedForTheMaster: readerWaited,
+      masterDied: { code: res.code, said: res.stdout.trim() },
+      otherHost: {
+        code: rd.code, error: read.error, errors: read.errors, swapIntentBefore: swapLeft(read.before), swapIntentAfter: swapLeft(read.after),
+        vdi: read.hashes[r.fresh], old: read.hashes[r.v], vdiOf: read.objects.find((o) => o.vdi === r.v && !o.deleted)?.id,
+      },
+    }).toEqual({
+      readerWaitedForTheMaster: true,
+      masterDied: { code: 128 + 9, said: '' },
+      otherHost: { code: 0, error: undefined, errors: {}, swapIntentBefore: 1, swapIntentAfter: 0, vdi: r.hOld, old: r.hNew, vdiOf: r.fresh },
     });
   }, 600_000);
 
@@ -270,7 +323,11 @@ describeKernelTier('kernel tier: two-node OCFS2 cluster (o2cb, local heartbeat)'
     expect(d.left).toEqual([]);
     const other = await n1.sh(`ls -A ${SR_DIR}`);
     expect(other).toBe('');
-    await timings.time('umount on both nodes', () => Promise.all([n0, n1].map((vm) => vm.run('/bin/umount', [MNT], { timeoutMs: 120_000 }))));
+    // One after the other: when both leave the DLM domain at once, o2dlm logs a harmless
+    // "Domain ... not joined" (a lock resource migrated to a node that is leaving too).
+    await timings.time('umount on both nodes (node1, then node0)', async () => {
+      for (const vm of [n1, n0]) await vm.run('/bin/umount', [MNT], { timeoutMs: 120_000 });
+    });
     const f = await n0.exec('/sbin/fsck.ocfs2', ['-fn', DISK], { timeoutMs: 300_000 });
     expect({ code: f.code, out: f.stdout + f.stderr }).toMatchObject({ code: 0 });
   }, 600_000);

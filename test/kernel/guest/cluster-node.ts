@@ -2,7 +2,9 @@
 // scenario per call, driven by test/kernel/cluster.test.ts on the host through the guest
 // agent. It uses the reflink backend the way the control module does on each host: the
 // SR master changes the SR; any host lists it (inventory) and reads VDIs (datapath), as
-// vdi_attach does.
+// vdi_attach does. Each step takes the cross-host lock the driver's dispatch takes for
+// the SM command it stands for (src/sr/shared-sr.ts: flock on the SR marker, which
+// o2cb's DLM makes cluster-wide), so the hosts exclude each other as in production.
 //
 //   node cluster-node.cjs <op> '<json args>'   prints one JSON line: the op's result
 import { existsSync } from 'node:fs';
@@ -13,6 +15,8 @@ import { ReflinkBackend } from '../../../src/backends/reflink/backend.js';
 import type { SwapStep } from '../../../src/backends/reflink/swap.js';
 import type { StoredObject } from '../../../src/backends/backend.js';
 import { Lock } from '../../../src/sr/locks.js';
+import { clusterLockMode, withSrDirLock } from '../../../src/sr/shared-sr.js';
+import type { SmCommand } from '../../../src/smapi/request.js';
 import { formatSnapshotName } from '../../../src/lineage/names.js';
 import { hashOf, snapshotMeta, vdiMeta, writePattern } from '../../conformance/backend-conformance.js';
 
@@ -64,66 +68,115 @@ async function dirState(dir: string): Promise<string[]> {
   return out;
 }
 
+/** A VDI, a snapshot of it, new data in it, a clone of the snapshot with its own data, a snapshot of the clone. */
+async function build(a: Args) {
+  const b = new ReflinkBackend(str(a, 'dir'));
+  const v = await b.create(randomUUID(), vdiMeta('cluster disk'), SIZE, tick());
+  const h1 = await writePattern(b, v, 'v-1');
+  const s1 = await snap(b, v, 'cluster snapshot');
+  const h2 = await writePattern(b, v, 'v-2');
+  const c = await b.clone(randomUUID(), s1, vdiMeta('cluster clone'), tick());
+  const hc = await writePattern(b, c, 'c-1');
+  const s2 = await snap(b, c, 'snapshot of the clone');
+  return { ids: { v: v.id, s1: s1.id, c: c.id, s2: s2.id }, hashes: { [v.id]: h2, [s1.id]: h1, [c.id]: hc, [s2.id]: hc } };
+}
+
+/** Inventory, then the datapath and hash of every visible object; the directory's state before and after. */
+async function read(dir: string) {
+  const before = await dirState(dir);
+  const b = new ReflinkBackend(dir);
+  const hashes: Record<string, string> = {};
+  const errors: Record<string, string> = {};
+  let objects: StoredObject[] = [];
+  try {
+    objects = await b.inventory();
+    for (const o of objects) {
+      if (o.deleted) continue;
+      try {
+        hashes[o.id] = await hashOf(await b.datapath(o));
+      } catch (e) {
+        errors[o.id] = String(e);
+      }
+    }
+  } catch (e) {
+    errors.inventory = String(e);
+  }
+  return { objects: comparable(objects), hashes, errors, before, after: await dirState(dir) };
+}
+
+/**
+ * Runs `fn` under the cross-host lock dispatch takes for `command` (exclusive for the
+ * commands that change the SR's files, shared for vdi_attach; a reader that meets a
+ * crashed writer's swap upgrades to exclusive). `a.started` / `a.locked`, if given, are
+ * marker files touched before asking for the lock and once it is held.
+ */
+async function as<T>(command: SmCommand, a: Args, fn: () => Promise<T>): Promise<T> {
+  const mode = clusterLockMode(command);
+  if (mode === undefined) throw new Error(`${command} takes no cross-host lock`);
+  if (typeof a.started === 'string') await writeFile(a.started, command);
+  return withSrDirLock(str(a, 'dir'), mode, command, async () => {
+    if (typeof a.locked === 'string') await writeFile(a.locked, command);
+    return fn();
+  });
+}
+
 const ops: Record<string, (a: Args) => Promise<unknown>> = {
   /** Master: makes the SR. */
   async 'create-sr'(a) {
     const dir = str(a, 'dir');
     await mkdir(dir, { recursive: true });
     const b = new ReflinkBackend(dir);
-    await b.createSr(str(a, 'sr'));
-    await b.attachSr(str(a, 'sr'));
+    await b.createSr(str(a, 'sr')); // sr_create: no SR yet, no lock
+    await as('sr_attach', a, () => b.attachSr(str(a, 'sr')));
     return { describe: b.describe() };
   },
 
   /** Any host: sr_attach. */
   async attach(a) {
     const b = new ReflinkBackend(str(a, 'dir'));
-    await b.attachSr(str(a, 'sr'));
+    await as('sr_attach', a, () => b.attachSr(str(a, 'sr')));
     return { describe: b.describe(), probe: await b.probe() };
   },
 
-  /** Master: a VDI, a snapshot of it, new data in it, a clone of the snapshot with its own data, a snapshot of the clone. */
+  /** Master: build() under vdi_snapshot's exclusive lock. */
   async build(a) {
-    const b = new ReflinkBackend(str(a, 'dir'));
-    const v = await b.create(randomUUID(), vdiMeta('cluster disk'), SIZE, tick());
-    const h1 = await writePattern(b, v, 'v-1');
-    const s1 = await snap(b, v, 'cluster snapshot');
-    const h2 = await writePattern(b, v, 'v-2');
-    const c = await b.clone(randomUUID(), s1, vdiMeta('cluster clone'), tick());
-    const hc = await writePattern(b, c, 'c-1');
-    const s2 = await snap(b, c, 'snapshot of the clone');
-    return { ids: { v: v.id, s1: s1.id, c: c.id, s2: s2.id }, hashes: { [v.id]: h2, [s1.id]: h1, [c.id]: hc, [s2.id]: hc } };
+    return as('vdi_snapshot', a, () => build(a));
   },
 
-  /** Master: rewrites a VDI. */
+  /** Master: rewrites a VDI (found as vdi_attach finds it; the writes are the datapath's, unlocked). */
   async write(a) {
     const b = new ReflinkBackend(str(a, 'dir'));
-    return { hash: await writePattern(b, await find(b, str(a, 'id')), str(a, 'seed')) };
+    const o = await as('vdi_attach', a, () => find(b, str(a, 'id')));
+    return { hash: await writePattern(b, o, str(a, 'seed')) };
   },
 
   /** Master: tombstones and destroys an object. */
   async remove(a) {
-    const b = new ReflinkBackend(str(a, 'dir'));
-    const o = await find(b, str(a, 'id'));
-    if (o.vdi !== undefined && !o.deleted) await b.markTombstone(o);
-    await b.destroy(o);
-    return {};
+    return as('vdi_delete', a, async () => {
+      const b = new ReflinkBackend(str(a, 'dir'));
+      const o = await find(b, str(a, 'id'));
+      if (o.vdi !== undefined && !o.deleted) await b.markTombstone(o);
+      await b.destroy(o);
+      return {};
+    });
   },
 
   /** Master: everything destroyed, then the SR. */
   async 'delete-all'(a) {
-    const b = new ReflinkBackend(str(a, 'dir'));
-    for (const o of await b.inventory()) {
-      if (o.vdi !== undefined && !o.deleted) await b.markTombstone(o);
-      await b.destroy(o);
-    }
-    await b.deleteSr(str(a, 'sr'));
+    await as('sr_delete', a, async () => {
+      const b = new ReflinkBackend(str(a, 'dir'));
+      for (const o of await b.inventory()) {
+        if (o.vdi !== undefined && !o.deleted) await b.markTombstone(o);
+        await b.destroy(o);
+      }
+      await b.deleteSr(str(a, 'sr'));
+    });
     return { left: await readdir(str(a, 'dir')) };
   },
 
   /** Any host: the inventory, as the control module's lineage() reads it. */
   async inventory(a) {
-    return { objects: comparable(await new ReflinkBackend(str(a, 'dir')).inventory()) };
+    return as('vdi_attach', a, async () => ({ objects: comparable(await new ReflinkBackend(str(a, 'dir')).inventory()) }));
   },
 
   /**
@@ -132,58 +185,52 @@ const ops: Record<string, (a: Args) => Promise<unknown>> = {
    * reads changed nothing.
    */
   async read(a) {
-    const dir = str(a, 'dir');
-    const before = await dirState(dir);
-    const b = new ReflinkBackend(dir);
-    const hashes: Record<string, string> = {};
-    const errors: Record<string, string> = {};
-    let objects: StoredObject[] = [];
-    try {
-      objects = await b.inventory();
-      for (const o of objects) {
-        if (o.deleted) continue;
-        try {
-          hashes[o.id] = await hashOf(await b.datapath(o));
-        } catch (e) {
-          errors[o.id] = String(e);
-        }
-      }
-    } catch (e) {
-      errors.inventory = String(e);
-    }
-    return { objects: comparable(objects), hashes, errors, before, after: await dirState(dir) };
+    return as('vdi_attach', a, () => read(str(a, 'dir')));
   },
 
   /** Master: a VDI with data, a snapshot, newer data, and a hidden clone of the snapshot: what a revert swaps. */
   async 'prepare-revert'(a) {
-    const b = new ReflinkBackend(str(a, 'dir'));
-    const v = await b.create(randomUUID(), vdiMeta('reverted on the master'), SIZE, tick());
-    const hOld = await writePattern(b, v, 'revert-old');
-    const s = await snap(b, v, 'revert point');
-    const hNew = await writePattern(b, v, 'revert-new');
-    const fresh = await b.clone(randomUUID(), s, undefined, tick());
-    return { v: v.id, s: s.id, fresh: fresh.id, hOld, hNew };
+    return as('vdi_clone', a, async () => {
+      const b = new ReflinkBackend(str(a, 'dir'));
+      const v = await b.create(randomUUID(), vdiMeta('reverted on the master'), SIZE, tick());
+      const hOld = await writePattern(b, v, 'revert-old');
+      const s = await snap(b, v, 'revert point');
+      const hNew = await writePattern(b, v, 'revert-new');
+      const fresh = await b.clone(randomUUID(), s, undefined, tick());
+      return { v: v.id, s: s.id, fresh: fresh.id, hOld, hNew };
+    });
   },
 
   /**
-   * Master: swapVdi(v -> fresh), pausing after step `hold` until the file `release` exists
-   * (touching `marker` when it gets there): the window another host's reads fall into.
+   * Master: swapVdi(v -> fresh) under vdi_revert's exclusive lock, pausing after step
+   * `hold` (touching `marker` when it gets there) until the file `release` exists, or
+   * until `crash` exists: then the process dies on the spot, as a crashed driver would,
+   * holding the lock and leaving the swap half-done.
    */
   async 'swap-paused'(a) {
     const dir = str(a, 'dir');
     const hold = str(a, 'hold') as SwapStep;
+    const crash = typeof a.crash === 'string' ? a.crash : undefined;
     const b = new ReflinkBackend(dir, {
       afterSwapStep: async (step) => {
         if (step !== hold) return;
         await writeFile(str(a, 'marker'), step);
-        await waitFile(str(a, 'release'));
+        const t0 = Date.now();
+        for (;;) {
+          if (existsSync(str(a, 'release'))) return;
+          if (crash !== undefined && existsSync(crash)) process.kill(process.pid, 'SIGKILL');
+          if (Date.now() - t0 > 300_000) throw new Error('timed out waiting for release');
+          await sleep(100);
+        }
       },
     });
-    const v = await find(b, str(a, 'v'));
-    const fresh = await find(b, str(a, 'fresh'));
-    await b.swapVdi(v.id, v, fresh);
-    const after = await new ReflinkBackend(dir).inventory();
-    return { vdiNow: after.find((o) => o.vdi === v.id && !o.deleted)?.id, state: await dirState(dir) };
+    return as('vdi_revert', a, async () => {
+      const v = await find(b, str(a, 'v'));
+      const fresh = await find(b, str(a, 'fresh'));
+      await b.swapVdi(v.id, v, fresh);
+      const after = await new ReflinkBackend(dir).inventory();
+      return { vdiNow: after.find((o) => o.vdi === v.id && !o.deleted)?.id, state: await dirState(dir) };
+    });
   },
 
   /** Any host: holds the SM lock (fcntl, lock.py's kind) on `path` until `release` exists. */

@@ -9,13 +9,17 @@
 // Environment (set by test/kernel/vm.test.ts):
 //   KT_ZFS_POOL      the pool the host made on a virtio disk
 //   KT_ZFS_LAYOUTS   comma-separated: zvol,file
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { once } from 'node:events';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ZfsBackend, type ZfsBackendOptions } from '../../../src/backends/zfs/backend.js';
-import { ZfsCli, type ZfsLogger } from '../../../src/backends/zfs/cli.js';
+import { DEFAULT_RETRY, ZfsCli, type ZfsLogger } from '../../../src/backends/zfs/cli.js';
 import { execaExec, type Exec } from '../../../src/backends/zfs/exec.js';
+import type { SmError } from '../../../src/errors.js';
 import type { ZfsFeatures } from '../../../src/backends/zfs/features.js';
 import { formatSnapshotName } from '../../../src/lineage/names.js';
 import { backendConformance, hashOf, snapshotMeta, vdiMeta, writePattern, type ConformanceTarget } from '../../conformance/backend-conformance.js';
@@ -32,6 +36,40 @@ const recording: Exec = (file, args, o) => {
   ran.push([file.split('/').pop() ?? file, ...args]);
   return execaExec(file, args, o);
 };
+
+/**
+ * Another process holding the block device `path` open, as udev's blkid does to a fresh
+ * zvol for a moment: a `sleep` whose stdin is the device. ZFS refuses to destroy an open
+ * zvol ("dataset is busy") until it is closed.
+ */
+async function holdOpen(path: string): Promise<{ release: () => Promise<void> }> {
+  const fh = await open(path, 'r');
+  try {
+    const child = spawn('/bin/sleep', ['600'], { stdio: [fh.fd, 'ignore', 'ignore'] });
+    await once(child, 'spawn');
+    const exited = once(child, 'exit');
+    return {
+      release: async () => {
+        child.kill('SIGKILL');
+        await exited;
+      },
+    };
+  } finally {
+    await fh.close(); // the child keeps its own descriptor
+  }
+}
+
+/**
+ * Whether `path` stayed there for `ms` after it was found (checked every 10 ms). A zvol
+ * made with `-o volmode=dev` flickers: its device appears, vanishes and comes back.
+ */
+async function stays(path: string, ms = 1500): Promise<boolean> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; ) {
+    if (!existsSync(path)) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
 
 async function detected(): Promise<ZfsFeatures> {
   return new ZfsCli({ logger: quiet }).features();
@@ -118,6 +156,9 @@ if (LAYOUTS.includes('zvol')) {
       expect(d?.props.get('refreservation')?.value).toBe('0');
       const p = await b.datapath(v);
       expect(p).toBe(`/dev/zvol/${root}/${v.id}`);
+      // volmode=dev is inherited from the SR root, so the device came once and stays.
+      expect(d?.props.get('volmode')?.source).toBe('inherited');
+      expect(await stays(p)).toBe(true);
       expect((await stat(p)).isBlockDevice()).toBe(true);
       const h = await writePattern(b, v, 'zvol');
       const sid = randomUUID();
@@ -129,10 +170,94 @@ if (LAYOUTS.includes('zvol')) {
       await expect(open(sp, 'r+')).rejects.toMatchObject({ code: 'EROFS' });
       await writePattern(b, v, 'zvol-later');
       expect(await hashOf(sp)).toBe(h);
+      // A clone's device, too, comes once and stays (clones inherit native properties from the root).
+      const c = await b.clone(randomUUID(), s, vdiMeta('zvol clone'), tick());
+      const cp = await b.datapath(c);
+      expect(await stays(cp)).toBe(true);
+      expect(await hashOf(cp)).toBe(h);
+      await b.markTombstone(c);
+      await b.destroy(c);
       await b.markTombstone(s);
       await b.destroy(s);
       await b.markTombstone(v);
       await b.destroy(v);
+    });
+
+    /** A backend on the same SR whose every `zfs destroy` result is reported to `seen` (after `recording`). */
+    function watchingDestroys(seen: (r: { ok: boolean; stderr: string }) => void): ZfsBackend {
+      const exec: Exec = async (file, args, o) => {
+        const r = await recording(file, args, o);
+        if (args[0] === 'destroy') seen({ ok: r.exitCode === 0, stderr: r.stderr.trim() });
+        return r;
+      };
+      return new ZfsBackend(root, { exec, logger: quiet });
+    }
+
+    test('a zvol another process holds open for a moment (udev, blkid) is destroyed after bounded retries of "dataset is busy"', async () => {
+      const v = await b.create(randomUUID(), vdiMeta('busy for a second'), 16 * MiB, tick());
+      const held = await holdOpen(await b.datapath(v));
+      // Let go 1 s after ZFS first said busy, so the retries (not luck) are what succeeds.
+      const destroys: Array<{ ok: boolean; stderr: string }> = [];
+      let releasing: Promise<void> | undefined;
+      const bb = watchingDestroys((r) => {
+        destroys.push(r);
+        if (!r.ok && releasing === undefined) releasing = new Promise((res) => setTimeout(res, 1000)).then(() => held.release());
+      });
+      try {
+        await bb.markTombstone(v);
+        await bb.destroy(v);
+      } finally {
+        await (releasing ?? held.release());
+      }
+      expect(destroys[0]).toEqual({ ok: false, stderr: expect.stringMatching(/dataset is busy/) });
+      expect(destroys.at(-1)).toEqual({ ok: true, stderr: '' });
+      expect(destroys.length).toBeLessThanOrEqual(DEFAULT_RETRY.attempts);
+      expect(await cli.exists(v.handle)).toBe(false);
+      expect((await b.inventory()).some((o) => o.id === v.id)).toBe(false);
+    });
+
+    test('a zvol held open past the bound: destroy fails cleanly (VDIInUse) after the bounded retries, nothing is lost, and it goes once released', async () => {
+      const v = await b.create(randomUUID(), vdiMeta('busy for good'), 48 * MiB, tick());
+      const h = await writePattern(b, v, 'held');
+      const sid = randomUUID();
+      const t = tick();
+      const s = await b.snapshot(sid, v, formatSnapshotName(t, sid), 'snapshot', snapshotMeta(v.id, t));
+      const path = await b.datapath(v);
+      const spath = await b.datapath(s);
+      const destroys: Array<{ ok: boolean; stderr: string }> = [];
+      const bb = watchingDestroys((r) => destroys.push(r));
+      await bb.markTombstone(v);
+      await bb.markTombstone(s);
+      // The snapshot's device and the volume's device, each held by another process.
+      for (const [obj, dev, data] of [[s, spath, h], [v, path, h]] as const) {
+        destroys.length = 0;
+        const held = await holdOpen(dev);
+        try {
+          const t0 = Date.now();
+          const err = await bb.destroy(obj).then(() => undefined, (e: unknown) => e);
+          const ms = Date.now() - t0;
+          expect({ err: (err as SmError | undefined)?.kind, detail: (err as SmError | undefined)?.detail, runs: destroys.length, ok: destroys.filter((d) => d.ok).length }).toEqual({
+            err: 'VDIInUse',
+            detail: expect.stringMatching(/busy/),
+            runs: DEFAULT_RETRY.attempts,
+            ok: 0,
+          });
+          // Bounded: the retries' sleeps (1.5 s) plus five zfs runs, not a wait for the holder.
+          expect(ms).toBeLessThan(60_000);
+          // Nothing lost: the object is there, still a tombstone,
+          const inv = await b.inventory();
+          expect(inv.find((o) => o.id === obj.id)).toMatchObject({ id: obj.id, deleted: true });
+        } finally {
+          await held.release();
+        }
+        // with its bytes, at the same path. (OpenZFS removed the snapshot's device when the
+        // first destroy found it busy, and the holder's reads failed from then on; datapath
+        // brings the device back.)
+        expect(await b.datapath(obj)).toBe(dev);
+        expect(await hashOf(dev)).toBe(data);
+        await bb.destroy(obj);
+        expect((await b.inventory()).some((o) => o.id === obj.id)).toBe(false);
+      }
     });
 
     test('the inventory is one zfs get, and no command any suite ran was recursive, forced or a promote', async () => {
