@@ -24,8 +24,8 @@ export function kernelTierMissing(): string | undefined {
 
 /**
  * describe() when FLATSNAP_KERNEL_TIER=1 and everything is there. Without the variable: a
- * skipped describe that says how to run it (also under CI: the tier is its own CI stage,
- * `make test-kernel`, not part of `npm test`).
+ * skipped describe that says how to run it (also under CI: `npm test` never boots a guest;
+ * `make test` runs the tier after it, as `make test-kernel` does, with the variable set).
  */
 export function describeKernelTier(title: string, fn: () => void): void {
   if (!kernelTierEnabled()) {
