@@ -13,7 +13,10 @@ node_modules/.package-lock.json: package.json
 
 native/build/flatsnap.node: native/flatsnap.c
 	@mkdir -p native/build
-	gcc -O2 -Wall -Wextra -Werror -shared -fPIC -DNODE_GYP_MODULE_NAME=flatsnap -I$(NODE_INCLUDE) -o $@ $<
+	# Built aside, then renamed: a running driver or test has the old file mapped, and
+	# rewriting it in place would crash it (SIGSEGV).
+	gcc -O2 -Wall -Wextra -Werror -shared -fPIC -DNODE_GYP_MODULE_NAME=flatsnap -I$(NODE_INCLUDE) -o $@.tmp $<
+	mv -f $@.tmp $@
 
 native: native/build/flatsnap.node
 
