@@ -41,6 +41,10 @@ const NO_SR_ATTACH = xapiCall('vdi_attach', {
   vdi_location: '00000000-0000-4000-8000-000000000001',
   vdi_uuid: '00000000-0000-4000-8000-000000000001',
 });
+// The host plugin's warm-up: a well-formed pause of a VDI that is attached nowhere, which
+// runs the whole path (parse, validation, datapath, lock) and touches nothing.
+const TAPDISK_PAUSE_NOWHERE =
+  '<methodCall><methodName>pause</methodName><params><param><value>OpaqueRef:NULL</value></param><param><value><struct><member><name>sr_uuid</name><value>00000000-0000-4000-8000-000000000000</value></member><member><name>vdi_uuid</name><value>00000000-0000-4000-8000-000000000001</value></member></struct></value></param></params></methodCall>';
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const node = process.env.FLATSNAP_NODE ?? process.execPath;
 const lib = 'plugin/flatsnap-lib';
@@ -98,6 +102,8 @@ const entries = [
   { src: 'src/bin/FlatSnapSR.ts', bundle: 'info.cjs', plugins: [leaveOutDynamicImports], warm: [DRIVER_INFO] },
   { src: 'src/bin/FlatSnapSR.ts', bundle: 'driver.cjs', launcher: 'plugin/FlatSnapSR', info: 'info.cjs', warm: [NO_SR_ATTACH] },
   { src: 'src/bin/flatsnap.ts', bundle: 'cli.cjs', launcher: 'plugin/flatsnap', warm: ['--help'] },
+  // The XAPI host plugin (installed into /etc/xapi.d/plugins by plugin/install.sh).
+  { src: 'src/bin/flatsnap-tapdisk.ts', bundle: 'tapdisk-plugin.cjs', launcher: 'plugin/flatsnap-tapdisk', warm: [TAPDISK_PAUSE_NOWHERE] },
 ];
 const launcher = readFileSync('plugin/launcher.cjs', 'utf8');
 // Copy then rename: overwriting a loaded .node file in place makes every running

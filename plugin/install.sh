@@ -11,6 +11,9 @@
 #  - writes /etc/xapi.conf.d/flatsnap.conf with sm-plugins= the host's current list
 #    plus "flatsnap": a sm-plugins line in conf.d REPLACES the list (xapi's
 #    gen_list_option), so the whole list has to be restated;
+#  - links /etc/xapi.d/plugins/flatsnap-tapdisk to its launcher: the XAPI host plugin
+#    the SR master calls to pause a VDI's tapdisk on this host for a live snapshot of
+#    a shared SR (docs/shared-srs.md);
 #  - does not restart the toolstack: plugins are discovered at xapi start, so run
 #    `xe-toolstack-restart` when no storage operation is in flight.
 set -euo pipefail
@@ -22,7 +25,7 @@ while (($#)); do
   case "$1" in
     --node) node=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -55,6 +58,16 @@ done
 rm -f "$smdir"/flatsnap-lib/*.cache
 stamp "$here/FlatSnapSR" "$smdir/FlatSnapSR"
 [[ -f $here/flatsnap ]] && stamp "$here/flatsnap" "$smdir/flatsnap"
+# xapi runs host plugins only from /etc/xapi.d/plugins (by name); the link keeps the
+# launcher beside its flatsnap-lib, which it finds through its real path. Relative, so
+# that a --root install points into its own tree.
+if [[ -f $here/flatsnap-tapdisk ]]; then
+  stamp "$here/flatsnap-tapdisk" "$smdir/flatsnap-tapdisk"
+  plugindir=$root/etc/xapi.d/plugins
+  install -d -m 0755 "$plugindir"
+  ln -sfn ../../../opt/xensource/sm/flatsnap-tapdisk "$plugindir/flatsnap-tapdisk.tmp.$$"
+  mv -Tf "$plugindir/flatsnap-tapdisk.tmp.$$" "$plugindir/flatsnap-tapdisk"
+fi
 
 
 # sm-plugins: the current whitelist (xapi.conf, then conf.d in order), plus flatsnap.

@@ -13,6 +13,7 @@
 // Both keep every step idempotent (xapi may replay an attach after a restart, FH1)
 // and answer params_nbd, which xapi requires since 2023.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { log } from '../log.js';
 import type { XmlRpcStruct } from '../smapi/xmlrpc.js';
 import { O_DIRECT_REASON, xenstoreData, type AttachTarget, type Datapath, type VdiTarget } from './common.js';
@@ -53,18 +54,33 @@ export interface SelectOptions {
 }
 
 /**
+ * FLATSNAP_DATAPATH_ROOT: a directory that stands for this host's "/" in the datapath's
+ * paths (tap-ctl, /dev/sm, /run/blktap-control, /dev/xen/blktap-2). Only for tests: the
+ * XAPI simulator runs several hosts on one machine and gives each its own.
+ */
+function rootedPaths(root: string | undefined): { candidates: string[]; paths: Partial<TapdiskPaths> } {
+  if (!root) return { candidates: TAP_CTL_CANDIDATES, paths: {} };
+  const r = (p: string) => join(root, p);
+  return {
+    candidates: TAP_CTL_CANDIDATES.map(r),
+    paths: { smDev: r('/dev/sm'), blktapRun: r('/run/blktap-control'), tapdevDir: r('/dev/xen/blktap-2') },
+  };
+}
+
+/**
  * The datapath for this host: tapdisk when tap-ctl exists, else direct.
  * FLATSNAP_DATAPATH=direct|tapdisk overrides the detection.
  */
 export function selectDatapath(o: SelectOptions = {}): Datapath {
   const env = o.env ?? process.env;
   const forced = env.FLATSNAP_DATAPATH;
-  const tapCtl = o.tapdisk?.tapCtl ?? TAP_CTL_CANDIDATES.find((p) => existsSync(p));
+  const rooted = rootedPaths(env.FLATSNAP_DATAPATH_ROOT);
+  const tapCtl = o.tapdisk?.tapCtl ?? rooted.candidates.find((p) => existsSync(p));
   let dp: Datapath;
   if (forced === 'direct' || (forced !== 'tapdisk' && tapCtl === undefined)) {
     dp = new DirectDatapath();
   } else {
-    dp = new TapdiskDatapath({ ...o.tapdisk, tapCtl: tapCtl ?? TAP_CTL_CANDIDATES[0]! });
+    dp = new TapdiskDatapath({ ...rooted.paths, ...o.tapdisk, tapCtl: tapCtl ?? rooted.candidates[0]! });
   }
   log().info(`datapath: ${dp.mode} mode${forced ? ` (FLATSNAP_DATAPATH=${forced})` : dp.mode === 'direct' ? ' (no tap-ctl on this host)' : ''}`);
   return dp;

@@ -231,23 +231,51 @@ export class TapdiskDatapath implements Datapath {
     await removeIfThere(this.nbdLink(t));
   }
 
+  /** The tapdisk serving the VDI on this host, and the image it serves, if one runs. */
+  private async tapOf(t: VdiTarget): Promise<{ tap: TapListEntry; image: string } | undefined> {
+    const image = await this.imageOf(t);
+    if (image === undefined) return undefined;
+    const tap = (await this.list()).find((e) => e.args === `aio:${image}` && e.pid !== undefined && e.minor !== undefined);
+    return tap === undefined ? undefined : { tap, image };
+  }
+
   /**
-   * tap-ctl pause (drains and holds the guest's I/O) around `fn`, then unpause, when a
-   * tapdisk on this host serves the VDI; otherwise just `fn`. Unpause runs whatever `fn`
-   * did: a guest must never stay frozen.
+   * tap-ctl pause: the tapdisk serving the VDI here drains the guest's I/O and holds
+   * new requests. false when no tapdisk serves it on this host (nothing to hold).
+   */
+  async pause(t: VdiTarget): Promise<boolean> {
+    const found = await this.tapOf(t);
+    if (found === undefined) return false;
+    const { tap } = found;
+    await this.tapCtl(['pause', '-p', String(tap.pid), '-m', String(tap.minor)]);
+    log().info(`tapdisk datapath: paused tapdisk ${tap.pid} (minor ${tap.minor}) of VDI ${t.vdiUuid}`);
+    return true;
+  }
+
+  /**
+   * tap-ctl unpause, naming the image again (-a) as blktap2 does: the tapdisk reopens it,
+   * so after a revert swapped a new file in under the same name it serves the new one.
+   * false when no tapdisk serves the VDI here.
+   */
+  async unpause(t: VdiTarget): Promise<boolean> {
+    const found = await this.tapOf(t);
+    if (found === undefined) return false;
+    const { tap, image } = found;
+    await this.tapCtl(['unpause', '-p', String(tap.pid), '-m', String(tap.minor), '-a', `aio:${image}`]);
+    log().info(`tapdisk datapath: unpaused tapdisk ${tap.pid} (minor ${tap.minor}) of VDI ${t.vdiUuid}`);
+    return true;
+  }
+
+  /**
+   * pause around `fn`, then unpause, when a tapdisk on this host serves the VDI; otherwise
+   * just `fn`. Unpause runs whatever `fn` did: a guest must never stay frozen.
    */
   async quiesce<T>(t: VdiTarget, fn: () => Promise<T>): Promise<T> {
-    const image = await this.imageOf(t);
-    const tap = image === undefined ? undefined : (await this.list()).find((e) => e.args === `aio:${image}` && e.pid !== undefined && e.minor !== undefined);
-    if (tap === undefined) return fn();
-    const pm = ['-p', String(tap.pid), '-m', String(tap.minor)];
-    await this.tapCtl(['pause', ...pm]);
-    log().info(`tapdisk datapath: paused tapdisk ${tap.pid} (minor ${tap.minor}) of VDI ${t.vdiUuid}`);
+    if (!(await this.pause(t))) return fn();
     try {
       return await fn();
     } finally {
-      await this.tapCtl(['unpause', ...pm]);
-      log().info(`tapdisk datapath: unpaused tapdisk ${tap.pid} (minor ${tap.minor}) of VDI ${t.vdiUuid}`);
+      await this.unpause(t);
     }
   }
 

@@ -13,6 +13,7 @@ import { log } from '../log.js';
 import type { SmRequest } from '../smapi/request.js';
 import type { VdiRecord } from '../xapi/records.js';
 import type { SrCalls } from '../xapi/sr.js';
+import type { HostCalls } from '../xapi/host.js';
 import type { VdiCalls } from '../xapi/vdi.js';
 import type { CommandContext } from './registry.js';
 import { SM_OBJECT_KEY, SM_VOLUME_KEY, virtualAllocation } from './xapi-sync.js';
@@ -26,6 +27,7 @@ export interface XapiPort {
     | 'get_by_uuid'
     | 'get_record'
     | 'get_all_records_where'
+    | 'get_sm_config'
     | 'set_virtual_size'
     | 'set_physical_utilisation'
     | 'set_read_only'
@@ -35,6 +37,8 @@ export interface XapiPort {
     | 'remove_from_other_config'
   >;
   SR: Pick<SrCalls, 'get_record' | 'set_physical_size' | 'set_physical_utilisation' | 'set_virtual_allocation' | 'add_to_other_config'>;
+  /** Pausing a VDI's tapdisk on the other hosts of a shared SR (live-pause.ts). */
+  host: Pick<HostCalls, 'call_plugin'>;
 }
 
 /** The SR's objects as storage reported them, and the lineage tree built from them. */
@@ -221,5 +225,5 @@ function lazyXapi(req: SmRequest): XapiPort {
         };
       },
     });
-  return { VDI: group('VDI'), SR: group('SR') };
+  return { VDI: group('VDI'), SR: group('SR'), host: group('host') };
 }

@@ -14,6 +14,7 @@ import { log } from '../log.js';
 import type { XmlRpcStruct } from '../smapi/xmlrpc.js';
 import { NULL_REF } from '../xapi/wire.js';
 import type { SrContext } from './context.js';
+import { withVdiPaused } from './live-pause.js';
 import { runPlan } from './run-plan.js';
 import { withUndo } from './undo.js';
 import { metaOf, vdiInfo, visibleVdi } from './vdi-common.js';
@@ -46,11 +47,10 @@ export async function newVdiFrom(ctx: SrContext, kind: 'snapshot' | 'clone'): Pr
   const smExtra: Record<string, string> = {};
   for (const k of SM_PASS_THROUGH) if (ctx.req.driver_params?.[k] !== undefined) smExtra[k] = ctx.req.driver_params[k]!;
 
-  // A live source: its tapdisk on this host (if any) is paused while storage copies it.
-  const { selectDatapath } = await import('../datapath/index.js');
-  const datapath = selectDatapath();
+  // A live source: its tapdisks (this host's, and on a shared SR every host's) are
+  // paused while storage copies it.
   const result = await withUndo(async (undo) => {
-    await datapath.quiesce({ srUuid: ctx.srUuid, vdiUuid: source }, () =>
+    await withVdiPaused(ctx, { vdi: source, ref: ctx.vdiRef }, fail, () =>
       runPlan({ backend, tree: l.tree, objects: l.objects }, plan, { fail, undo, what, meta: () => meta }),
     );
     const o = l.objects.get(l.tree.byVdi(vdi)?.id ?? vdi);

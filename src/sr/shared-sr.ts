@@ -14,7 +14,9 @@
 // Lock order, the same in every process, so no two can wait for each other:
 //   1. the cross-host lock (this file), 2. the SM SR lock /var/lock/sm/<sr>/sr
 //   (dispatch.ts for FileSR's exclusive commands, withSrLock for vdi_resize and
-//   vdi_revert). The datapath takes no lock of its own.
+//   vdi_revert), 3. the per-VDI SM lock /var/lock/sm/<vdi>/vdi, held briefly by
+//   vdi_activate/vdi_deactivate, the flatsnap-tapdisk host plugin and the master's own
+//   tapdisk pause (host-tags.ts, live-pause.ts); nothing that holds it waits for 1 or 2.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SmError } from '../errors.js';

@@ -2,7 +2,7 @@
 // absolute Node, sm-plugins restating the host's whole list, idempotent, and
 // the installed plugin answering xapi's discovery call in xapi's environment.
 import { execa } from 'execa';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pyLoads } from '../helpers/python.js';
@@ -36,8 +36,20 @@ test('the installed plugin answers sr_get_driver_info in xapi environment', asyn
   expect((parsed.params![0] as { name: string }).name).toBe('flatsnap');
 });
 
+test('links the flatsnap-tapdisk host plugin into /etc/xapi.d/plugins, where xapi looks for it', async () => {
+  const link = join(root, 'etc/xapi.d/plugins/flatsnap-tapdisk');
+  expect(readlinkSync(link)).toBe('../../../opt/xensource/sm/flatsnap-tapdisk');
+  expect(realpathSync(link)).toBe(realpathSync(join(root, 'opt/xensource/sm/flatsnap-tapdisk')));
+  expect(readFileSync(link, 'utf8').split('\n')[0]).toBe(`#!${process.execPath}`);
+  // run through the link, as xapi does: the launcher finds flatsnap-lib beside its real path
+  const call = '<methodCall><methodName>nope</methodName><params><param><value>OpaqueRef:s</value></param><param><value><struct/></value></param></params></methodCall>';
+  const r = await execa(link, [call], { env: { ...XAPI_ENV, FLATSNAP_SMLOG: '/dev/null' }, extendEnv: false });
+  expect((await pyLoads(r.stdout)).params![0]).toEqual({ Status: 'Failure', ErrorDescription: ['UNKNOWN_XENAPI_PLUGIN_FUNCTION', 'nope'] });
+});
+
 test('running it again changes nothing', async () => {
   await install();
   const conf = readFileSync(join(root, 'etc/xapi.conf.d/flatsnap.conf'), 'utf8');
   expect(conf.match(/flatsnap/g)!.length).toBe(2); // the comment and the list entry
 });
+

@@ -1,12 +1,14 @@
 // The datapath module: mode selection, the direct mode, and the tapdisk mode run
 // against a fake tap-ctl (a small script keeping blktap's state in a JSON file) in
-// a scratch /dev and /run tree. The tapdisk part needs root (mknod).
+// a scratch /dev and /run tree (test/helpers/fake-tap-ctl.ts). The tapdisk part needs
+// root (mknod).
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectDatapath, selectDatapath } from '../../src/datapath/index.js';
 import { TapdiskDatapath, parseTapList, splitDev } from '../../src/datapath/tapdisk.js';
 import { SmError } from '../../src/errors.js';
+import { FAKE_TAP_CTL } from '../helpers/fake-tap-ctl.js';
 
 beforeAll(() => {
   process.env.FLATSNAP_SMLOG = '/dev/null';
@@ -18,6 +20,21 @@ test('mode selection: FLATSNAP_DATAPATH wins, else tap-ctl decides', () => {
   expect(selectDatapath({ env: { FLATSNAP_DATAPATH: 'direct' }, tapdisk: { tapCtl: '/x/tap-ctl' } }).mode).toBe('direct');
   expect(selectDatapath({ env: {}, tapdisk: { tapCtl: '/x/tap-ctl' } }).mode).toBe('tapdisk');
   expect(selectDatapath({ env: { FLATSNAP_DATAPATH: 'tapdisk' } }).mode).toBe('tapdisk');
+});
+
+test('FLATSNAP_DATAPATH_ROOT stands for "/" in every datapath path (a simulated host)', () => {
+  const r = mkdtempSync(join(tmpdir(), 'flatsnap-dproot-'));
+  try {
+    expect(selectDatapath({ env: { FLATSNAP_DATAPATH_ROOT: r } }).mode).toBe('direct'); // no tap-ctl under it
+    mkdirSync(join(r, 'usr/sbin'), { recursive: true });
+    writeFileSync(join(r, 'usr/sbin/tap-ctl'), '');
+    const dp = selectDatapath({ env: { FLATSNAP_DATAPATH_ROOT: r } }) as TapdiskDatapath;
+    expect(dp.mode).toBe('tapdisk');
+    expect(dp.phyLink(T)).toBe(join(r, 'dev/sm/phy', T.srUuid, T.vdiUuid));
+    expect(dp.nbdLink(T)).toBe(join(r, 'run/blktap-control/nbd', T.srUuid, T.vdiUuid));
+  } finally {
+    rmSync(r, { recursive: true, force: true });
+  }
 });
 
 test('direct mode answers the image path and an empty params_nbd', async () => {
@@ -36,42 +53,6 @@ test('tap-ctl list parsing and dev_t splitting', () => {
   expect(splitDev(big)).toEqual({ major: 259, minor: 300000 });
 });
 
-const FAKE_TAP_CTL = `#!${process.execPath}
-// A fake tap-ctl: blktap's state in state.json next to this script.
-const fs = require('fs'); const path = require('path'); const cp = require('child_process');
-const dir = path.dirname(process.argv[1]);
-const file = path.join(dir, 'state.json');
-const st = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : { next: 0, taps: [], log: [] };
-const [cmd, ...rest] = process.argv.slice(2);
-const opt = (k) => { const i = rest.indexOf(k); return i < 0 ? undefined : rest[i + 1]; };
-st.log.push([cmd, ...rest].join(' '));
-const save = () => fs.writeFileSync(file, JSON.stringify(st));
-const tap = () => st.taps.find((t) => t.minor === Number(opt('-m')));
-switch (cmd) {
-  case 'list':
-    for (const t of st.taps) console.log([t.pid !== undefined ? 'pid=' + t.pid : '', 'minor=' + t.minor, 'state=0', t.args ? 'args=' + t.args : ''].filter(Boolean).join(' '));
-    break;
-  case 'allocate': {
-    const m = st.next++;
-    const dev = path.join(dir, 'tapdevs', 'tapdev' + m);
-    fs.mkdirSync(path.dirname(dev), { recursive: true });
-    cp.execFileSync('mknod', [dev, 'b', '254', String(m)]);
-    st.taps.push({ minor: m });
-    console.log(dev);
-    break;
-  }
-  case 'spawn': console.log(String(40000 + st.next)); break;
-  case 'attach': tap().pid = Number(opt('-p')); break;
-  case 'open':
-    if (process.env.FAKE_TAP_FAIL_OPEN) { save(); console.error('open failed'); process.exit(1); }
-    tap().args = opt('-a'); tap().ro = rest.includes('-R'); break;
-  case 'close': delete tap().args; break;
-  case 'detach': delete tap().pid; break;
-  case 'free': st.taps = st.taps.filter((t) => t.minor !== Number(opt('-m'))); break;
-  default: console.error('unknown ' + cmd); process.exit(2);
-}
-save();
-`;
 
 const root = process.getuid?.() === 0;
 (root ? describe : describe.skip)('tapdisk mode (fake tap-ctl)', () => {
@@ -136,6 +117,24 @@ const root = process.getuid?.() === 0;
     expect((e as SmError).code).toBe(453);
     expect(state().taps).toEqual([]);
     expect(state().log.slice(-2)).toEqual(['detach -p 40001 -m 0', 'free -m 0']);
+  });
+
+  test('pause and unpause find the VDI\'s tapdisk; unpause names the image again; none running: false', async () => {
+    const image = join(dir, 'image');
+    expect(await dp.pause(T)).toBe(false); // not attached: nothing to hold
+    await dp.attach({ ...T, path: image }, true);
+    expect(await dp.pause(T)).toBe(false); // attached, no tapdisk yet
+    await dp.activate(T, true);
+    expect(await dp.pause(T)).toBe(true);
+    expect(state().taps[0]).toMatchObject({ paused: true });
+    expect(await dp.unpause(T)).toBe(true);
+    expect(state().taps[0]!).not.toHaveProperty('paused');
+    expect(state().log.filter((l) => /^(pause|unpause)/.test(l))).toEqual(['pause -p 40001 -m 0', `unpause -p 40001 -m 0 -a aio:${image}`]);
+    // quiesce: unpause runs when fn fails
+    const e = await dp.quiesce(T, async () => Promise.reject(new Error('storage failed'))).catch((x: unknown) => x);
+    expect((e as Error).message).toBe('storage failed');
+    expect(state().log.filter((l) => /^(pause|unpause)/.test(l))).toHaveLength(4);
+    expect(state().taps[0]!).not.toHaveProperty('paused');
   });
 
   test('activate without attach: VDIUnavailable', async () => {

@@ -368,6 +368,10 @@ export class FakeXapi implements XapiPort {
       this.call('VDI.set_read_only', [ref, v]);
       this.rec(ref, 'VDI.set_read_only').read_only = v;
     },
+    get_sm_config: async (ref: string) => {
+      this.call('VDI.get_sm_config', [ref]);
+      return { ...this.rec(ref, 'VDI.get_sm_config').sm_config };
+    },
     add_to_sm_config: async (ref: string, k: string, v: string) => this.addTo(ref, 'sm_config', k, v),
     remove_from_sm_config: async (ref: string, k: string) => this.removeFrom(ref, 'sm_config', k),
     add_to_other_config: async (ref: string, k: string, v: string) => this.addTo(ref, 'other_config', k, v),
@@ -387,6 +391,18 @@ export class FakeXapi implements XapiPort {
     this.call(m, [ref, k]);
     delete this.rec(ref, m)[map][k];
   }
+
+  /** host.call_plugin runs this (default: the plugin answers "paused"/"unpaused"). */
+  plugin: (host: string, plugin: string, fn: string, args: Record<string, string>) => string = (_h, _p, fn) => `${fn}d`;
+  readonly pluginCalls: Array<[host: string, plugin: string, fn: string, args: Record<string, string>]> = [];
+
+  host: XapiPort['host'] = {
+    call_plugin: async (host: string, plugin: string, fn: string, args: Record<string, string>) => {
+      this.call('host.call_plugin', [host, plugin, fn, args]);
+      this.pluginCalls.push([host, plugin, fn, { ...args }]);
+      return this.plugin(host, plugin, fn, args);
+    },
+  };
 
   SR: XapiPort['SR'] = {
     get_record: async (ref: string) => {

@@ -23,6 +23,10 @@ export interface Settings {
   hosts?: number;
   /** Each host's plugin runs get FLATSNAP_LOCK_DIR=<lockRoot>/<host uuid>: per-host SM locks. */
   lockRoot?: string;
+  /** The hosts' /etc/xapi.d/plugins: where host.call_plugin finds plugins. */
+  xapiPluginsDir?: string;
+  /** Each host's plugin runs get FLATSNAP_DATAPATH_ROOT=<datapathRoot>/<host uuid>: per-host tap-ctl, /dev/sm, /run. */
+  datapathRoot?: string;
 }
 
 export interface Ctx {

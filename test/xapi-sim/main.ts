@@ -1,6 +1,7 @@
 // npm run sim -- --listen HOST:PORT --state FILE --sm-dir DIR [--socket PATH]
 //                [--sm-plugins a,b|*] [--revert-flow classic|vdi-revert]
 //                [--sm-log FILE] [--strict-sm-callbacks] [--hosts N] [--lock-root DIR]
+//                [--xapi-plugins DIR] [--datapath-root DIR]
 // Prints "listening <url>" once calls are accepted.
 import * as path from 'node:path';
 import { Db } from './db.js';
@@ -9,7 +10,7 @@ import { Sim } from './sim.js';
 
 function usage(msg: string): never {
   process.stderr.write(
-    `xapi-sim: ${msg}\nusage: main.ts --listen HOST:PORT --state FILE --sm-dir DIR [--socket PATH] [--sm-plugins LIST] [--revert-flow classic|vdi-revert] [--sm-log FILE] [--strict-sm-callbacks] [--hosts N] [--lock-root DIR]\n`,
+    `xapi-sim: ${msg}\nusage: main.ts --listen HOST:PORT --state FILE --sm-dir DIR [--socket PATH] [--sm-plugins LIST] [--revert-flow classic|vdi-revert] [--sm-log FILE] [--strict-sm-callbacks] [--hosts N] [--lock-root DIR] [--xapi-plugins DIR] [--datapath-root DIR]\n`,
   );
   process.exit(2);
 }
@@ -49,6 +50,8 @@ async function main(): Promise<void> {
   // Several hosts on one machine need one /var/lock/sm each, or their SM locks would be one.
   const lockRoot =
     typeof a['lock-root'] === 'string' ? path.resolve(a['lock-root']) : hosts > 1 ? path.join(path.dirname(path.resolve(a.state)), 'locks') : undefined;
+  for (const k of ['xapi-plugins', 'datapath-root']) if (a[k] === true) usage(`--${k} needs a directory`);
+  const dirArg = (k: string) => (typeof a[k] === 'string' ? path.resolve(a[k]) : undefined);
   const log = (s: string) => process.stderr.write(`xapi-sim: ${s}\n`);
   const db = new Db(path.resolve(a.state));
   const settings = {
@@ -60,6 +63,8 @@ async function main(): Promise<void> {
     strictSmCallbacks: a['strict-sm-callbacks'] === true,
     hosts,
     lockRoot,
+    xapiPluginsDir: dirArg('xapi-plugins'),
+    datapathRoot: dirArg('datapath-root'),
   } as const;
   const sim = new Sim(db, { ...settings }, log);
   // listen first: plugins probed at registration may already call back

@@ -3,6 +3,7 @@
 import { Db } from './db.js';
 import { dispatch, registerGenerated, registerSession, Registry, type Ctx, type MethodDef, type Settings, type SimCore } from './api.js';
 import { registerEvents } from './events.js';
+import { registerHost } from './flows/host.js';
 import { registerSr, pbdPlug, srScan } from './flows/sr.js';
 import { registerVdi, registerVdiRevert } from './flows/vdi.js';
 import { registerVm } from './flows/vm.js';
@@ -32,6 +33,7 @@ export class Sim implements SimCore {
     registerSr(this.reg);
     registerVdi(this.reg);
     registerVm(this.reg);
+    registerHost(this.reg);
     if (settings.revertFlow === 'vdi-revert') registerVdiRevert(this.reg);
     this.reg.add('system.listMethods', { params: [], noSession: true, fn: () => this.reg.listMethods() });
     this.reg.add('pool.get_master', { params: [['self', 'ref']], fn: (c, self: string) => c.db.field<string>('pool', self, 'master') });

@@ -166,12 +166,20 @@ function driverFile(ctx: Ctx, call: SmCall): string {
 
 /**
  * xapi's plugin environment plus FLATSNAP_XAPI_URL; with a lock root, FLATSNAP_LOCK_DIR
- * for the host the plugin runs on, so each simulated host has its own /var/lock/sm.
+ * for the host the plugin runs on, so each simulated host has its own /var/lock/sm;
+ * with a datapath root, FLATSNAP_DATAPATH_ROOT likewise (its own tap-ctl and /dev/sm).
  */
 export function pluginEnv(sim: SimCore, host: string = sim.host): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: SM_PATH, ORIGINATOR: 'SM', FLATSNAP_XAPI_URL: sim.settings.url };
   if (sim.settings.lockRoot !== undefined) env.FLATSNAP_LOCK_DIR = hostLockDir(sim, host);
+  if (sim.settings.datapathRoot !== undefined) env.FLATSNAP_DATAPATH_ROOT = hostDatapathRoot(sim, host);
   return env;
+}
+
+/** The directory that stands for `host`'s "/" in the datapath (with a datapath root). */
+export function hostDatapathRoot(sim: SimCore, host: string): string {
+  const uuid = sim.db.has('host', host) ? sim.db.field<string>('host', host, 'uuid') : 'no-host';
+  return path.join(sim.settings.datapathRoot ?? '/', uuid);
 }
 
 /** The per-host lock directory of `host` (with a lock root). */

@@ -38,10 +38,34 @@ register('vdi_detach', {
   },
 });
 
+// With tapdisk, activate and deactivate keep the VDI's sm_config host_<host ref> key
+// (host-tags.ts) under the per-VDI SM lock, so that a live snapshot on the SR master
+// can pause this host's tapdisk, and activation waits while one holds the VDI paused.
+// Direct mode has no tapdisk to pause and makes no XenAPI call.
 register('vdi_activate', {
   run: async (c) => {
     const ctx = SrContext.of(c);
-    await (await selectDatapath()).activate({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi }, writable(ctx));
+    const rw = writable(ctx);
+    const dp = await selectDatapath();
+    const t = { srUuid: ctx.srUuid, vdiUuid: ctx.vdi };
+    if (dp.mode === 'direct') {
+      await dp.activate(t, rw);
+      return null;
+    }
+    const { addHostTag, removeHostTag, retryWhilePaused } = await import('../host-tags.js');
+    const { Lock } = await import('../locks.js');
+    await retryWhilePaused(ctx.vdi, () =>
+      Lock.vdi(ctx.vdi).with(async () => {
+        if (!(await addHostTag(ctx.xapi.VDI, ctx.vdiRef, ctx.req.host_ref, rw))) return false;
+        try {
+          await dp.activate(t, rw);
+        } catch (e) {
+          await removeHostTag(ctx.xapi.VDI, ctx.vdiRef, ctx.req.host_ref).catch(() => undefined);
+          throw e;
+        }
+        return true;
+      }),
+    );
     return null;
   },
 });
@@ -49,7 +73,19 @@ register('vdi_activate', {
 register('vdi_deactivate', {
   run: async (c) => {
     const ctx = SrContext.of(c);
-    await (await selectDatapath()).deactivate({ srUuid: ctx.srUuid, vdiUuid: ctx.vdi });
+    const dp = await selectDatapath();
+    const t = { srUuid: ctx.srUuid, vdiUuid: ctx.vdi };
+    if (dp.mode === 'direct') {
+      await dp.deactivate(t);
+      return null;
+    }
+    const { removeHostTag } = await import('../host-tags.js');
+    const { Lock } = await import('../locks.js');
+    // The key goes once the tapdisk is gone: until then a pause must still find it.
+    await Lock.vdi(ctx.vdi).with(async () => {
+      await dp.deactivate(t);
+      await removeHostTag(ctx.xapi.VDI, ctx.vdiRef, ctx.req.host_ref);
+    });
     return null;
   },
 });

@@ -9,6 +9,7 @@ import { LineageError } from '../../lineage/index.js';
 import { log } from '../../log.js';
 import type { Plan } from '../../lineage/index.js';
 import { SrContext } from '../context.js';
+import { withVdiPaused } from '../live-pause.js';
 import { register } from '../registry.js';
 import { runPlan } from '../run-plan.js';
 import { withUndo } from '../undo.js';
@@ -49,16 +50,20 @@ register('vdi_revert', {
       const run = (plan: Plan) =>
         withUndo((undo) => runPlan({ backend, tree: l.tree, objects: l.objects }, plan, { fail: 'VDIClone', undo, what }));
       let plan = planFor(true);
-      try {
-        await run(plan);
-      } catch (e) {
-        // ZFS may know a newer snapshot than the model (a clock step): nothing was
-        // changed, so revert the long way instead.
-        if (plan[0]?.op !== 'rollback') throw e;
-        log().warn(`${what}: rollback refused (${e instanceof Error ? e.message : String(e)}); cloning instead`);
-        plan = planFor(false);
-        await run(plan);
-      }
+      // The target's tapdisks (here, and on a shared SR on every host) are held while its
+      // image is replaced; their unpause reopens the image by name, so they serve the new one.
+      await withVdiPaused(ctx, { vdi: target, ref: targetRef }, 'VDIClone', async () => {
+        try {
+          await run(plan);
+        } catch (e) {
+          // ZFS may know a newer snapshot than the model (a clock step): nothing was
+          // changed, so revert the long way instead.
+          if (plan[0]?.op !== 'rollback') throw e;
+          log().warn(`${what}: rollback refused (${e instanceof Error ? e.message : String(e)}); cloning instead`);
+          plan = planFor(false);
+          await run(plan);
+        }
+      });
       log().info(`${what}: done (${plan.map((a) => a.op).join(', ')})`);
       // The target's row now describes another object: sizes and our keys.
       try {
