@@ -72,4 +72,4 @@ demo: build
 	node_modules/.bin/tsx demo/lifecycle.ts --backend "$(or $(BACKEND),zfs)" --dataset "$(DATASET)" --path "$(SRPATH)"
 
 clean:
-	rm -rf native/build plugin/FlatSnapSR plugin/flatsnap.node
+	rm -rf native/build plugin/FlatSnapSR plugin/flatsnap plugin/flatsnap-tapdisk plugin/flatsnap-lib

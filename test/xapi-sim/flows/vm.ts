@@ -118,6 +118,18 @@ export async function vmShutdown(ctx0: Ctx, vm: string, hard: boolean): Promise<
   ctx.db.update('VM', vm, { power_state: 'Halted', resident_on: NULL_REF, domid: -1, suspend_VDI: NULL_REF });
 }
 
+/**
+ * VM.power_state_reset (xe vm-reset-powerstate), what an administrator runs for the VMs of
+ * a host that died: xapi_vm_lifecycle.ml force_state_reset to Halted, in the DB only. No SM
+ * call: the dead host's datapaths are not torn down, so the drivers' per-host state (a
+ * VDI's sm_config host_<ref> keys) stays until that host's next sr_attach.
+ */
+function vmPowerStateReset(ctx: Ctx, vm: string): void {
+  if (ctx.db.field('VM', vm, 'is_control_domain') === true) throw new ApiError('CANNOT_RESET_CONTROL_DOMAIN', [vm]);
+  for (const vbd of vbdsOf(ctx, vm)) ctx.db.set('VBD', vbd, 'currently_attached', false);
+  ctx.db.update('VM', vm, { power_state: 'Halted', resident_on: NULL_REF, scheduled_to_be_resident_on: NULL_REF, domid: -1, requires_reboot: false });
+}
+
 /** Suspend as checkpoint needs it: disks released, a suspend image created on the SM. */
 async function vmSuspend(ctx0: Ctx, vm: string): Promise<void> {
   const ctx = onResident(ctx0, vm);
@@ -460,6 +472,7 @@ export function registerVm(reg: Registry): void {
   });
   reg.add('VM.clean_shutdown', { params: [['vm', 'ref']], async: true, fn: (ctx, vm: string) => vmShutdown(ctx, vm, false) });
   reg.add('VM.hard_shutdown', { params: [['vm', 'ref']], async: true, fn: (ctx, vm: string) => vmShutdown(ctx, vm, true) });
+  reg.add('VM.power_state_reset', { params: [['vm', 'ref']], async: true, fn: (ctx, vm: string) => vmPowerStateReset(ctx, vm) });
   reg.add('VM.snapshot', {
     params: [
       ['vm', 'ref'],
