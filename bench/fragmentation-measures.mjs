@@ -6,7 +6,8 @@
 //               copies it): the filesystem's own measure, set by hand here
 //   relayout    the driver's default: after a snapshot, a live image with >= 2048 extents
 //               is rewritten contiguously in the background (`flatsnap relayout`,
-//               src/backends/reflink/relayout.ts), its snapshots moved onto the new blocks
+//               src/backends/reflink/relayout.ts), its snapshots moved onto the new blocks,
+//               then the blocks only the snapshots still hold compacted (relayout-compact.ts)
 //   periodic    relayout as above, plus `flatsnap relayout --all` run between the writes
 //               and the next snapshot (as cron would run it): what a snapshot meets when the
 //               relayout also follows the writes made since the last snapshot
@@ -19,7 +20,8 @@
 // disk's snapshots are minutes apart; its time, extents before/after and bytes copied are
 // recorded per cycle.
 // At N = 0, 8 and 32 (and 4): extents and physically contiguous fragments of the live
-// image (FIEMAP) and space used on the filesystem (statfs, after syncfs); fio 2 KiB random
+// image (FIEMAP), space used on the filesystem (statfs, after syncfs) and its free space
+// (xfs_spaceman freesp: free extents, average, largest); fio 2 KiB random
 // reads on the live image, 2 KiB random writes on a fresh reflink copy of it (copy on
 // write, as the first writes after a snapshot) and at N = 0 in place; FICLONE alone (the
 // ioctl of the live image into a scratch file, 5 times); snapshot latency:
@@ -42,7 +44,7 @@ import { writeRandom, writeRanges } from './lib/disk.mjs';
 import { BenchSim } from './lib/sim.mjs';
 import { fsUsedBytes, run, syncFs, xfsLoop } from './lib/storage.mjs';
 
-preflight('fragmentation-measures', { needs: ['mkfs.xfs', 'losetup', 'xfs_io', 'fio'] });
+preflight('fragmentation-measures', { needs: ['mkfs.xfs', 'losetup', 'xfs_io', 'xfs_spaceman', 'fio'] });
 const QUICK = flag('quick');
 const CYCLES = QUICK ? 6 : 32;
 const CHECKPOINTS = QUICK ? [0, 2, 6] : [0, 4, 8, 32];
@@ -91,6 +93,44 @@ function mapStats(path) {
 
 const RELAYOUT_DONE =
   /relayout of VDI ([0-9a-f-]{36}): (?:extents (\d+) -> (\d+), (\d+)\/(\d+) windows \((\d+) changed meanwhile(?:, (\d+) not better)?\), (\d+) bytes copied, (\d+)\/(\d+) family objects remapped in (\d+) ms|nothing done: (.*))/;
+/** The compaction's part of the same line (since the compaction exists). */
+const COMPACT_DONE =
+  /compacted (\d+) bytes of pinned blocks \((\d+) -> (\d+) runs; (\d+)\/(\d+) windows; pinned (\d+) bytes, (\d+) -> (\d+) runs\) into (\d+) objects in (\d+) ms/;
+
+function compactionOf(line) {
+  const c = COMPACT_DONE.exec(line);
+  if (!c) return undefined;
+  const [bytes, runsBefore, runsAfter, windowsSelected, windows, pinnedBytes, pinnedRunsBefore, pinnedRunsAfter, objects, ms] = c.slice(1).map(Number);
+  return {
+    bytes,
+    runs_before: runsBefore,
+    runs_after: runsAfter,
+    windows_selected: windowsSelected,
+    windows,
+    pinned_mib: round(pinnedBytes / MiB, 1),
+    pinned_runs_before: pinnedRunsBefore,
+    pinned_runs_after: pinnedRunsAfter,
+    objects,
+    ms,
+  };
+}
+
+/** Free space of the filesystem at `mountpoint` (xfs_spaceman freesp -s): extents, average and largest size. */
+async function freeSpace(mountpoint, blockSize) {
+  const out = await run('xfs_spaceman', ['-c', 'freesp -s', mountpoint]);
+  const rows = [...out.matchAll(/^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s*$/gm)].map((m) => m.slice(1).map(Number));
+  const extents = Number(/total free extents (\d+)/.exec(out)?.[1] ?? NaN);
+  const blocks = Number(/total free blocks (\d+)/.exec(out)?.[1] ?? NaN);
+  const top = rows[rows.length - 1];
+  return {
+    extents,
+    free_mib: round((blocks * blockSize) / MiB, 0),
+    avg_kib: round((blocks / extents) * blockSize / 1024, 0),
+    // The histogram's last bucket: the largest free extent is at least this big.
+    largest_bucket_mib: top ? round((top[0] * blockSize) / MiB, 1) : 0,
+    histogram: rows.map(([from, to, ext, blk]) => ({ from_blocks: from, to_blocks: to, extents: ext, blocks: blk })),
+  };
+}
 
 /** Lines of the plugin log (driver and the relayout processes it starts) after `mark`. */
 function linesSince(sim, mark) {
@@ -106,6 +146,7 @@ async function awaitRelayout(sim, mark, vdi) {
       const m = RELAYOUT_DONE.exec(l);
       if (!m || m[1] !== vdi) continue;
       if (m[12] !== undefined) return { skipped: m[12], waited_ms: round(now() - t0) };
+      const compaction = compactionOf(l);
       return {
         extents_before: Number(m[2]),
         extents_after: Number(m[3]),
@@ -117,6 +158,7 @@ async function awaitRelayout(sim, mark, vdi) {
         family_remapped: Number(m[9]),
         family: Number(m[10]),
         ms: Number(m[11]),
+        ...(compaction ? { compaction } : {}),
         waited_ms: round(now() - t0),
       };
     }
@@ -182,12 +224,32 @@ async function series(cleanup, sim, variant) {
       const t = now();
       const out = await run(cli, ['relayout', '--path', srDir, '--all', '--json']);
       const rs = JSON.parse(out);
-      periodic = { ms: round(now() - t), extents_before: rs[0]?.extents_before ?? null, extents_after: rs[0]?.extents_after ?? null, bytes_copied: rs[0]?.bytes_copied ?? 0 };
+      periodic = {
+        ms: round(now() - t),
+        extents_before: rs[0]?.extents_before ?? null,
+        extents_after: rs[0]?.extents_after ?? null,
+        bytes_copied: rs[0]?.bytes_copied ?? 0,
+        ...(rs[0]?.compact_bytes !== undefined
+          ? {
+              compaction: {
+                bytes: rs[0].compact_bytes,
+                runs_before: rs[0].compact_runs_before,
+                runs_after: rs[0].compact_runs_after,
+                pinned_mib: round(rs[0].pinned_bytes / MiB, 1),
+                pinned_runs_before: rs[0].pinned_runs_before,
+                pinned_runs_after: rs[0].pinned_runs_after,
+                objects: rs[0].compact_objects_remapped,
+                ms: rs[0].compact_ms,
+              },
+            }
+          : {}),
+      };
     }
     if (CHECKPOINTS.includes(n)) {
       await syncFs(fs.mountpoint);
       const st = mapStats(path);
       const used = fsUsedBytes(fs.mountpoint);
+      const free = await freeSpace(fs.mountpoint, BLOCK_SIZE);
       const randread = await repeat(() => fio(path, 'randread', ['--rw=randread', '--bs=2k', `--runtime=${FIO_SECONDS}`, '--time_based=1']));
       const randwrite = await repeat(async () => {
         await run('cp', ['--reflink=always', path, scratch]);
@@ -206,6 +268,7 @@ async function series(cleanup, sim, variant) {
         fragments: st.fragments,
         shared_extents: st.shared,
         fs_used_mib: round(used / MiB, 1),
+        free_space: free,
         randread_2k: randread,
         randwrite_2k_cow: randwrite,
         ...(inPlace ? { randwrite_2k_in_place: inPlace } : {}),
@@ -229,12 +292,17 @@ async function series(cleanup, sim, variant) {
       checkpoints.push(c);
       console.log(
         `[${variant}] N=${String(n).padStart(2)}: extents ${c.extents} (fragments ${c.fragments}, shared ${c.shared_extents}), used ${c.fs_used_mib} MiB; ` +
+          `free ${c.free_space.extents} extents (avg ${c.free_space.avg_kib} KiB, largest >= ${c.free_space.largest_bucket_mib} MiB); ` +
           `2K randread ${c.randread_2k.iops}, 2K CoW write ${c.randwrite_2k_cow.iops}${inPlaceText(c)} IOPS; ` +
           `FICLONE ${fmtMs(c.ficlone_ms.median)}; VDI.snapshot ${fmtMs(c.snapshot_api_ms.median)} (plugin ${fmtMs(c.snapshot_plugin_ms.median)}, at N ${fmtMs(s.plugin)})` +
           (s.relayout ? `; relayout ${s.relayout.skipped ? `skipped (${s.relayout.skipped})` : `${s.relayout.extents_before} -> ${s.relayout.extents_after} extents in ${fmtMs(s.relayout.ms)}`}` : ''),
       );
     } else if (s.relayout) {
-      console.log(`[${variant}] N=${String(n).padStart(2)}: snapshot plugin ${fmtMs(s.plugin)}; relayout ${s.relayout.skipped ? 'skipped' : `${s.relayout.extents_before} -> ${s.relayout.extents_after} in ${fmtMs(s.relayout.ms)}`}`);
+      const cp = s.relayout.compaction;
+      console.log(
+        `[${variant}] N=${String(n).padStart(2)}: snapshot plugin ${fmtMs(s.plugin)}; relayout ${s.relayout.skipped ? 'skipped' : `${s.relayout.extents_before} -> ${s.relayout.extents_after} in ${fmtMs(s.relayout.ms)}`}` +
+          (cp ? `; compacted ${round(cp.bytes / MiB, 1)} MiB (${cp.runs_before} -> ${cp.runs_after} runs, pinned runs ${cp.pinned_runs_before} -> ${cp.pinned_runs_after}) in ${fmtMs(cp.ms)}` : ''),
+      );
     } else if (periodic) {
       console.log(`[${variant}] N=${String(n).padStart(2)}: periodic relayout ${periodic.extents_before} -> ${periodic.extents_after} in ${fmtMs(periodic.ms)}; snapshot plugin ${fmtMs(s.plugin)}`);
     }
@@ -276,6 +344,8 @@ async function series(cleanup, sim, variant) {
       count: relayouts.length,
       ms: relayouts.length ? stats(relayouts.map((r) => r.ms), 0) : null,
       bytes_copied_total_mib: round(relayouts.reduce((a, r) => a + r.bytes_copied, 0) / MiB, 0),
+      compacted_total_mib: round(relayouts.reduce((a, r) => a + (r.compaction?.bytes ?? 0), 0) / MiB, 0),
+      compaction_ms: relayouts.some((r) => r.compaction) ? stats(relayouts.filter((r) => r.compaction).map((r) => r.compaction.ms), 0) : null,
     },
     ratios,
   };

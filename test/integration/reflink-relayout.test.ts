@@ -6,9 +6,8 @@
 // kept, and an interruption at any step (an exception, or SIGKILL of the process)
 // leaves every file intact and only a temp file that the SR's reaping removes.
 import { execa } from 'execa';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StoredObject } from '../../src/backends/backend.js';
 import { ReflinkBackend } from '../../src/backends/reflink/backend.js';
@@ -16,6 +15,7 @@ import { extentsFrom } from '../../src/backends/reflink/extent-map.js';
 import { SR_MARKER, TEMP_PREFIX } from '../../src/backends/reflink/names.js';
 import { removeLeftovers } from '../../src/backends/reflink/pool.js';
 import { relayoutVdi, type RelayoutStep } from '../../src/backends/reflink/relayout.js';
+import { pinnedLayout } from '../../src/backends/reflink/relayout-compact.js';
 import { relayoutAfterSnapshot } from '../../src/backends/reflink/relayout-trigger.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { checkCommand } from '../../src/cli/check.js';
@@ -25,6 +25,7 @@ import { relayoutCommand } from '../../src/cli/relayout.js';
 import { formatSnapshotName } from '../../src/lineage/names.js';
 import { loadNative } from '../../src/native.js';
 import { hashOf, snapshotMeta, vdiMeta } from '../conformance/backend-conformance.js';
+import { fragmentedDisk as fragment, prng, rewriteRandom, snapshotOf, syncFs, usedBytes } from './harness/fragment.js';
 import { createLoopFs, describeLoopFs, type LoopFs } from './harness/loopfs.js';
 
 process.env.FLATSNAP_LOG_LEVEL ??= 'error';
@@ -32,26 +33,6 @@ const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
 const BLOCK = 64 * 1024;
 const REPO = process.cwd(); // jest runs from the repository root
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function syncFs(path: string): Promise<void> {
-  await execa('sync', ['-f', path], { stdin: 'ignore' });
-}
-
-function usedBytes(path: string): number {
-  const s = statfsSync(path);
-  return (s.blocks - s.bfree) * s.bsize;
-}
 
 /** Which physical block each offset maps to (flags ignored: XFS splits extents where sharing changes). */
 async function fileMap(path: string): Promise<string> {
@@ -101,40 +82,12 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     await syncFs(dir);
   });
 
-  async function snapshot(v: StoredObject): Promise<StoredObject> {
-    const sid = randomUUID();
-    const t = tick();
-    return b.snapshot(sid, v, formatSnapshotName(t, sid), 'snapshot', snapshotMeta(v.id, t));
-  }
-
+  const snapshot = (v: StoredObject): Promise<StoredObject> => snapshotOf(b, v, tick());
   /** Rewrites `count` distinct random blocks of `unit` bytes of the image with random bytes. */
-  async function rewrite(path: string, count: number, unit = BLOCK): Promise<void> {
-    const fh = await open(path, 'r+');
-    try {
-      const picks = new Set<number>();
-      while (picks.size < count) picks.add(Math.floor(rnd() * (SIZE / unit)));
-      for (const p of [...picks].sort((x, y) => x - y)) await fh.write(randomBytes(unit), 0, unit, p * unit);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  }
-
+  const rewrite = (path: string, count: number, unit = BLOCK): Promise<void> => rewriteRandom(path, SIZE, count, rnd, unit);
   /** A 64 MiB disk written in full, then `cycles` x (snapshot, 25 % rewritten in `unit` blocks), then one more snapshot. */
-  async function fragmentedDisk(cycles: number, unit = BLOCK): Promise<{ v: StoredObject; snaps: StoredObject[] }> {
-    const v = await b.create(randomUUID(), vdiMeta('fragmented'), SIZE, tick());
-    const fh = await open(v.handle, 'r+');
-    for (let off = 0; off < SIZE; off += 4 * MiB) await fh.write(randomBytes(4 * MiB), 0, 4 * MiB, off);
-    await fh.sync();
-    await fh.close();
-    const snaps: StoredObject[] = [];
-    for (let c = 0; c < cycles; c++) {
-      snaps.push(await snapshot(v));
-      await rewrite(v.handle, SIZE / unit / 4, unit);
-    }
-    snaps.push(await snapshot(v));
-    return { v, snaps };
-  }
+  const fragmentedDisk = (cycles: number, unit = BLOCK): Promise<{ v: StoredObject; snaps: StoredObject[] }> =>
+    fragment(b, { size: SIZE, cycles, share: 0.25, unit, rnd, tick });
 
   const hashes = (objs: readonly StoredObject[]): Promise<string[]> => Promise.all(objs.map((o) => hashOf(o.handle)));
   const extents = async (o: StoredObject): Promise<number> => Number((await b.health(o)).extents);
@@ -298,6 +251,185 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     }
   });
 
+  // ---- the compaction of the blocks only the snapshots hold (relayout-compact.ts) ----
+
+  /**
+   * A disk relaid out after each of `cycles` x (25 % rewritten, snapshot) with no
+   * compaction, as before it existed: each relayout left the old versions of the
+   * rewritten blocks, held by the older snapshots only, scattered where the image was.
+   */
+  async function relaidHistory(cycles: number): Promise<{ v: StoredObject; snaps: StoredObject[] }> {
+    const { v, snaps } = await fragmentedDisk(0);
+    for (let c = 0; c < cycles; c++) {
+      await rewrite(v.handle, SIZE / BLOCK / 4);
+      snaps.push(await snapshot(v));
+      const r = await relayoutVdi(dir, v.id, { compact: false });
+      expect(r.skipped).toBeUndefined();
+    }
+    return { v, snaps };
+  }
+  const pinned = (snaps: readonly StoredObject[], writable: readonly StoredObject[]) =>
+    pinnedLayout(
+      snaps.map((s) => s.handle),
+      writable.map((w) => w.handle),
+      2048,
+    );
+
+  test('compaction: the blocks the snapshots pin move together; every byte kept, no space, next time only the new ones', async () => {
+    const { v, snaps } = await relaidHistory(3);
+    await rewrite(v.handle, SIZE / BLOCK / 4);
+    snaps.push(await snapshot(v));
+    const all = [v, ...snaps];
+    const before = await hashes(all);
+    await syncFs(dir);
+    const used = usedBytes(dir);
+    const p0 = await pinned(snaps, [v]);
+    // 3 relayouts x a quarter of the disk rewritten, scattered in 64 KiB blocks.
+    expect(p0.bytes).toBeGreaterThanOrEqual(2.5 * (SIZE / 4));
+    expect(p0.runs).toBeGreaterThan(300);
+
+    const r = await relayoutVdi(dir, v.id);
+    expect(r.skipped).toBeUndefined();
+    expect(r.windows_selected).toBe(4);
+    // Everything pinned (the guest's rewrites pinned this cycle's quarter already).
+    expect(r.compact_bytes).toBe(p0.bytes);
+    expect(r.compact_runs_before).toBe(p0.runs);
+    expect(r.compact_runs_after).toBeLessThanOrEqual(8);
+    expect(r.compact_objects_remapped).toBeGreaterThanOrEqual(3);
+    expect(r.compact_bytes_remapped).toBeGreaterThanOrEqual(r.compact_bytes);
+
+    expect(await hashes(all)).toEqual(before);
+    const p1 = await pinned(snaps, [v]);
+    expect(p1.bytes).toBe(r.compact_bytes);
+    expect(p1.runs).toBeLessThanOrEqual(8);
+    expect(r.pinned_runs_after).toBe(p1.runs);
+    expect(await temps()).toEqual([]);
+    await syncFs(dir);
+    expect(usedBytes(dir) - used).toBeLessThan(2 * MiB);
+
+    // Next cycle: only what this relayout leaves behind is copied, not the history again.
+    await rewrite(v.handle, SIZE / BLOCK / 4);
+    snaps.push(await snapshot(v));
+    const all2 = [v, ...snaps];
+    const before2 = await hashes(all2);
+    await syncFs(dir);
+    const used2 = usedBytes(dir);
+    const r2 = await relayoutVdi(dir, v.id);
+    expect(r2.compact_bytes).toBeGreaterThan(0);
+    expect(r2.compact_bytes).toBeLessThanOrEqual(SIZE / 4 + MiB);
+    expect(await hashes(all2)).toEqual(before2);
+    expect((await pinned(snaps, [v])).runs).toBeLessThanOrEqual(16);
+    await syncFs(dir);
+    expect(usedBytes(dir) - used2).toBeLessThan(2 * MiB);
+
+    // Nothing left to do: the image is contiguous and the pinned blocks dense.
+    const again = await relayoutVdi(dir, v.id);
+    expect(again.skipped).toMatch(/no window/);
+    expect(again.compact_bytes).toBe(0);
+  });
+
+  test('compaction leaves a clone (another VDI) alone, and the blocks it shares with the snapshots where they are', async () => {
+    const { v, snaps } = await relaidHistory(2);
+    const clone = await b.clone(randomUUID(), snaps[0]!, vdiMeta('clone'), tick());
+    await rewrite(clone.handle, 10);
+    await rewrite(v.handle, SIZE / BLOCK / 4);
+    snaps.push(await snapshot(v));
+    const cloneMap = await fileMap(clone.handle);
+    const cloneHash = await hashOf(clone.handle);
+    const before = await hashes([v, ...snaps]);
+    // The relayout alone first: it costs space here (the first snapshot moves along with
+    // the disk where the clone keeps the old blocks), which is not the compaction's doing.
+    expect((await relayoutVdi(dir, v.id, { compact: false })).skipped).toBeUndefined();
+    await syncFs(dir);
+    const used = usedBytes(dir);
+    const r = await relayoutVdi(dir, v.id);
+    expect(r.relayout_skipped).toMatch(/no window/);
+    expect(r.compact_bytes).toBeGreaterThan(0);
+    expect(await fileMap(clone.handle)).toBe(cloneMap);
+    expect(await hashOf(clone.handle)).toBe(cloneHash);
+    expect(await hashes([v, ...snaps])).toEqual(before);
+    // The first snapshot's blocks are the clone's too: none of them was copied (no space).
+    await syncFs(dir);
+    expect(usedBytes(dir) - used).toBeLessThan(2 * MiB);
+  });
+
+  // Interrupted in the compaction: every byte intact; at most the batch copied is held
+  // twice (old and new place), never more than what the temp file held.
+  test.each(['compact-copied', 'compact-object'] as const)('compaction: an exception after step %s leaves every file intact', async (step) => {
+    const { v, snaps } = await relaidHistory(2);
+    await rewrite(v.handle, SIZE / BLOCK / 4);
+    snaps.push(await snapshot(v));
+    const all = [v, ...snaps];
+    const before = await hashes(all);
+    await syncFs(dir);
+    const used = usedBytes(dir);
+    let seen = 0;
+    let copied = 0;
+    await expect(
+      relayoutVdi(dir, v.id, {
+        afterStep: async (s) => {
+          if (s === 'compact-copied') copied = (await temps()).length;
+          if (s === step && ++seen === (step === 'compact-copied' ? 1 : 2)) throw new Error(`crash after ${s}`);
+        },
+      }),
+    ).rejects.toThrow(/crash after/);
+    expect(copied).toBe(1);
+    expect(await hashes(all)).toEqual(before);
+    expect(await temps()).toEqual([]);
+    const r = await relayoutVdi(dir, v.id);
+    expect(r.relayout_skipped ?? r.skipped).toMatch(/no window/);
+    expect(await hashes(all)).toEqual(before);
+    const p = await pinned(snaps, [v]);
+    expect(p.runs).toBeLessThanOrEqual(16);
+    await syncFs(dir);
+    expect(usedBytes(dir) - used).toBeLessThan((step === 'compact-copied' ? 0 : p.bytes) + 2 * MiB);
+  });
+
+  test.each(['compact-copied', 'compact-object'] as const)('compaction: SIGKILL after step %s: every file intact, the temp file reaped, a new run completes', async (step) => {
+    const { v, snaps } = await relaidHistory(2);
+    await rewrite(v.handle, SIZE / BLOCK / 4);
+    snaps.push(await snapshot(v));
+    const all = [v, ...snaps];
+    const before = await hashes(all);
+    await syncFs(dir);
+    const used = usedBytes(dir);
+    const script = join(fs.mountpoint, `kill-${randomUUID()}.mts`);
+    await writeFile(
+      script,
+      `import { relayoutVdi } from ${JSON.stringify(join(REPO, 'src/backends/reflink/relayout.ts'))};\n` +
+        `let n = 0;\n` +
+        `await relayoutVdi(${JSON.stringify(dir)}, ${JSON.stringify(v.id)}, { afterStep: (s) => { if (s === ${JSON.stringify(step)} && ++n === ${step === 'compact-copied' ? 1 : 2}) process.kill(process.pid, 'SIGKILL'); } });\n`,
+    );
+    const child = await execa(process.execPath, ['--import', 'tsx', script], { cwd: REPO, reject: false, stdin: 'ignore' });
+    await rm(script, { force: true });
+    expect(child.signal).toBe('SIGKILL');
+    expect(await hashes(all)).toEqual(before);
+    const left = await temps();
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(/relayout-compact/);
+    expect(await removeLeftovers(dir, 0)).toEqual(left);
+    await syncFs(dir);
+    const r = await relayoutVdi(dir, v.id);
+    expect(r.relayout_skipped ?? r.skipped).toMatch(/no window/);
+    expect(await hashes(all)).toEqual(before);
+    const p = await pinned(snaps, [v]);
+    expect(p.runs).toBeLessThanOrEqual(16);
+    await syncFs(dir);
+    expect(usedBytes(dir) - used).toBeLessThan((step === 'compact-copied' ? 0 : p.bytes) + 2 * MiB);
+  });
+
+  test('one relayout per image at a time: a flock(2) on the image', async () => {
+    const { v } = await fragmentedDisk(1);
+    const fh = await open(v.handle, 'r');
+    try {
+      expect(loadNative()!.flock(fh.fd, true, false)).toBe(true);
+      const r = await relayoutVdi(dir, v.id);
+      expect(r.skipped).toMatch(/another relayout/);
+    } finally {
+      await fh.close();
+    }
+    expect((await relayoutVdi(dir, v.id)).skipped).toBeUndefined();
+  });
   test('flatsnap relayout and flatsnap check: the extent count of each VDI, the fragmented one flagged', async () => {
     const { v } = await fragmentedDisk(1, 4096);
     const lines: string[] = [];

@@ -23,14 +23,20 @@
 //      bytes there: the clone changes no byte, it only moves the reference. Without
 //      this the old blocks would stay pinned by the snapshots and the relayout would
 //      cost the window's size in space; with it the space is the same before and after.
-//   6. remove T (its blocks now belong to live and the snapshots).
+//   6. remove T (its blocks now belong to live and the snapshots);
+//   7. compact what the move left behind (relayout-compact.ts): the old versions of the
+//      blocks the guest overwrote, held only by the snapshots and scattered over the
+//      place the image left, are copied together, so that place becomes one large free
+//      extent for the next relayout instead of free space full of holes.
 //
 // Every change is a remap between files holding equal bytes, done by the kernel one
 // extent at a time, so an interruption anywhere (crash, kill, ENOSPC, a concurrent
 // snapshot or delete) leaves every file with its exact content; what remains is the
 // temp file T, reaped like any other (names.ts), and at most one window's old blocks
 // still held by the snapshots not yet moved (space, until they are deleted). Nothing here needs the SR lock: a
-// concurrent snapshot only keeps some old blocks referenced (space, not data).
+// concurrent snapshot only keeps some old blocks referenced (space, not data). One
+// relayout per image at a time: a flock(2) on the image, which on OCFS2 (o2cb) excludes
+// the other hosts of a shared SR too (fcntl locks are node-local there, docs/shared-srs.md).
 //
 // Filesystems: XFS (reflink=1) and btrfs implement both ioctls; OCFS2 implements them
 // through the same VFS path (remap_file_range, Linux >= 4.19) but is not exercised in
@@ -43,6 +49,7 @@ import { type Extent, type Range, alignRanges, dataRanges, extentsFrom, intersec
 import { identifyFs } from './fsinfo.js';
 import { listVdis, type VdiEntry } from './listing.js';
 import { objectName, swapPath, tempPath } from './names.js';
+import { type CompactResult, type CompactStep, compactPinned, emptyCompactResult } from './relayout-compact.js';
 import { errnoCode, sys } from './sys.js';
 
 /** Windows the image is cut into: the unit of copying, of dedupe and of a retry. */
@@ -55,19 +62,23 @@ const FREE_MARGIN = 256 * 1024 * 1024;
 const FREE_MARGIN_SHARE = 0.05;
 const COPY_CHUNK = 4 * 1024 * 1024;
 
-export type RelayoutStep = 'copied' | 'live-window' | 'family-object';
+export type RelayoutStep = 'copied' | 'live-window' | 'family-object' | CompactStep;
 
 export interface RelayoutOptions {
   window?: number;
   minWindowExtents?: number;
+  /** false: no compaction of the pinned blocks (step 7); or its settings (relayout-compact.ts). */
+  compact?: false | { window?: number; minRuns?: number; maxBytes?: number; batchBytes?: number };
   /** Test hook: called after each step; a throw there simulates a crash at that point. */
   afterStep?: (step: RelayoutStep) => void | Promise<void>;
 }
 
-export interface RelayoutResult {
+export interface RelayoutResult extends CompactResult {
   vdi: string;
   /** Why nothing was done, when nothing was. */
   skipped?: string;
+  /** Why the image itself was not rewritten, when the compaction alone ran. */
+  relayout_skipped?: string;
   extents_before: number;
   extents_after: number;
   windows: number;
@@ -90,8 +101,8 @@ function mapOf(fd: number): Extent[] {
   return extentsFrom(sys().fiemapMap(fd));
 }
 
-/** The immutable objects connected to `live` through parent links: what can share its blocks. */
-export function familyOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
+/** The objects connected to `live` through parent links (not live itself): what can share its blocks. */
+function relativesOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
   const byId = new Map<string, VdiEntry>();
   const children = new Map<string, string[]>();
   for (const e of all) {
@@ -114,8 +125,22 @@ export function familyOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
     }
   }
   seen.delete(live.record!.id);
-  // A visible volume is another VDI's disk, written by its guest: never touched.
-  return [...seen].map((id) => byId.get(id)!).filter((e) => !(e.record!.kind === 'volume' && e.record!.vdi !== undefined && !e.record!.deleted));
+  return [...seen].map((id) => byId.get(id)!);
+}
+
+/** A visible volume is another VDI's disk, written by its guest: never touched. */
+function writable(e: VdiEntry): boolean {
+  return e.record!.kind === 'volume' && e.record!.vdi !== undefined && !e.record!.deleted;
+}
+
+/** The immutable objects connected to `live` through parent links: what can share its blocks. */
+export function familyOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
+  return relativesOf(live, all).filter((e) => !writable(e));
+}
+
+/** The other VDIs' disks connected to `live`: they may share blocks with its family, and are never written here. */
+export function writableRelativesOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
+  return relativesOf(live, all).filter(writable);
 }
 
 async function copyRanges(src: FileHandle, dst: FileHandle, ranges: readonly Range[], buf: Buffer): Promise<number> {
@@ -178,6 +203,7 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
     family_objects: 0,
     family_objects_remapped: 0,
     bytes_remapped: 0,
+    ...emptyCompactResult(),
     ms: 0,
   };
   const done = (skipped?: string): RelayoutResult => {
@@ -195,11 +221,62 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
   result.family_objects = family.length;
 
   const lf = await open(live.path, 'r+');
+  try {
+    // One relayout per image at a time: flock(2), cluster-wide on OCFS2 (see the top).
+    // Nothing else flocks images (the SR's cross-host lock is on the SR marker).
+    if (!n.flock(lf.fd, true, false)) return done('another relayout of this VDI is running');
+    const fs = identifyFs(dir);
+    const margin = Math.min(FREE_MARGIN, Math.round(fs.totalBytes * FREE_MARGIN_SHARE));
+    const notDone = await relayoutWindows(dir, vdi, lf, family, { window, minExtents, margin, blockSize: fs.blockSize, afterStep: opts.afterStep }, result);
+    // 7. Also when the image needed no rewrite: a previous run may have stopped before it.
+    if (opts.compact !== false) {
+      const c = await compactPinned(
+        dir,
+        family.map((f) => f.path),
+        [live.path, ...writableRelativesOf(live, listing.vdis).map((e) => e.path)],
+        { ...(opts.compact ?? {}), margin, hint: `relayout-compact-${vdi}`, afterStep: opts.afterStep },
+      );
+      Object.assign(result, c);
+    }
+    if (notDone !== undefined) {
+      if (result.compact_bytes === 0) return done(notDone);
+      result.relayout_skipped = notDone;
+    }
+    return done();
+  } catch (e) {
+    if (e instanceof SmError) throw e;
+    throw new SmError('SMGeneral', `relayout of VDI ${vdi} in ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    await lf.close().catch(() => undefined); // also drops the lock
+    if (result.ms > 0 && result.skipped !== undefined) log().info(`flatsnap: relayout of VDI ${vdi}: nothing done: ${result.skipped}`);
+    else if (result.ms > 0)
+      log().info(
+        `flatsnap: relayout of VDI ${vdi}: extents ${result.extents_before} -> ${result.extents_after}, ` +
+          `${result.windows_selected}/${result.windows} windows (${result.windows_changed} changed meanwhile, ${result.windows_not_better} not better), ${result.bytes_copied} bytes copied, ` +
+          `${result.family_objects_remapped}/${result.family_objects} family objects remapped in ${result.ms} ms; ` +
+          `compacted ${result.compact_bytes} bytes of pinned blocks (${result.compact_runs_before} -> ${result.compact_runs_after} runs; ` +
+          `${result.compact_windows_selected}/${result.compact_windows} windows; pinned ${result.pinned_bytes} bytes, ${result.pinned_runs_before} -> ${result.pinned_runs_after} runs) ` +
+          `into ${result.compact_objects_remapped} objects in ${result.compact_ms} ms` +
+          (result.compact_stopped !== undefined ? ` (stopped: ${result.compact_stopped})` : ''),
+      );
+  }
+}
+
+interface WindowsContext {
+  window: number;
+  minExtents: number;
+  margin: number;
+  blockSize: number;
+  afterStep: RelayoutOptions['afterStep'];
+}
+
+/** Steps 1-6 (see the top), into `result`; why nothing was rewritten, if nothing was. */
+async function relayoutWindows(dir: string, vdi: string, lf: FileHandle, family: readonly VdiEntry[], o: WindowsContext, result: RelayoutResult): Promise<string | undefined> {
+  const n = sys();
+  const { window, minExtents, margin } = o;
   let tmp: string | undefined;
   let tf: FileHandle | undefined;
   try {
-    // One relayout per image at a time (an fcntl lock on the image; nobody else locks images).
-    if (!n.lock(lf.fd, true, false)) return done('another relayout of this VDI is running');
     const size = (await lf.stat()).size;
     const m1 = mapOf(lf.fd);
     const plan = planRelayout(m1, size, { window, minExtents });
@@ -207,11 +284,9 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
     result.extents_after = m1.length;
     result.windows = Math.ceil(size / window);
     result.windows_selected = plan.selected.length;
-    if (plan.selected.length === 0) return done(`no window has ${minExtents} or more extents`);
-    const fs = identifyFs(dir);
-    const margin = Math.min(FREE_MARGIN, Math.round(fs.totalBytes * FREE_MARGIN_SHARE));
-    if (fs.availBytes < plan.copyBytes + margin)
-      return done(`not enough free space: the copy needs ${plan.copyBytes} bytes plus ${margin} spare, ${fs.availBytes} available`);
+    if (plan.selected.length === 0) return `no window has ${minExtents} or more extents`;
+    const avail = identifyFs(dir).availBytes;
+    if (avail < plan.copyBytes + margin) return `not enough free space: the copy needs ${plan.copyBytes} bytes plus ${margin} spare, ${avail} available`;
 
     // 2. The copy, window after window, in file order.
     tmp = tempPath(dir, `relayout-${vdi}`);
@@ -220,7 +295,7 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
     const buf = Buffer.allocUnsafe(COPY_CHUNK);
     for (const w of plan.selected) result.bytes_copied += await copyRanges(lf, tf, dataRanges(m1, w), buf);
     await tf.sync();
-    await opts.afterStep?.('copied');
+    await o.afterStep?.('copied');
     // The copy is only as contiguous as the free space it landed in. Snapshots pin the
     // blocks the guest rewrote, so every relayout leaves the old layout's place behind as
     // free space full of holes, and after a few the filesystem may have nothing better:
@@ -270,12 +345,12 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
         if (!r.same) result.windows_left++;
       }
       result.bytes_deduped += r.bytes;
-      await opts.afterStep?.('live-window');
+      await o.afterStep?.('live-window');
       if (changed) continue;
       for (const m of members) {
         const ranges = alignRanges(
           intersect(m.ranges, [w]).map((x) => ({ start: x.start, end: Math.min(x.end, m.size, size) })),
-          fs.blockSize,
+          o.blockSize,
           m.size === size ? size : Number.POSITIVE_INFINITY,
         );
         if (ranges.length === 0) continue;
@@ -295,25 +370,15 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
           await ff.close();
         }
         remapped.add(m.path);
-        await opts.afterStep?.('family-object');
+        await o.afterStep?.('family-object');
       }
     }
     result.family_objects_remapped = remapped.size;
     result.extents_after = n.fiemapCount(lf.fd);
-    return done();
-  } catch (e) {
-    if (e instanceof SmError) throw e;
-    throw new SmError('SMGeneral', `relayout of VDI ${vdi} in ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
   } finally {
+    // Before the compaction: its copy may use the space this one held.
     if (tmp !== undefined) await discard(tmp, tf);
     else if (tf) await tf.close().catch(() => undefined);
-    await lf.close().catch(() => undefined); // also drops the lock
-    if (result.ms > 0 && result.skipped !== undefined) log().info(`flatsnap: relayout of VDI ${vdi}: nothing done: ${result.skipped}`);
-    else if (result.ms > 0)
-      log().info(
-        `flatsnap: relayout of VDI ${vdi}: extents ${result.extents_before} -> ${result.extents_after}, ` +
-          `${result.windows_selected}/${result.windows} windows (${result.windows_changed} changed meanwhile, ${result.windows_not_better} not better), ${result.bytes_copied} bytes copied, ` +
-          `${result.family_objects_remapped}/${result.family_objects} family objects remapped in ${result.ms} ms`,
-      );
   }
 }
