@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs flatsnap into a XenServer / XCP-ng dom0 (run on every pool host).
 #
-#   plugin/install.sh [--node /abs/path/to/node] [--root DESTDIR]
+#   plugin/install.sh [--node /abs/path/to/node] [--root DESTDIR] [--no-relayout-cron]
 #
 # What it does, and why:
 #  - copies FlatSnapSR and flatsnap-lib/ (bundle, V8 code cache, native addon) into
@@ -14,6 +14,9 @@
 #  - links /etc/xapi.d/plugins/flatsnap-tapdisk to its launcher: the XAPI host plugin
 #    the SR master calls to pause a VDI's tapdisk on this host for a live snapshot of
 #    a shared SR (docs/shared-srs.md);
+#  - writes /etc/cron.d/flatsnap-relayout: hourly `flatsnap relayout --all-srs` (the
+#    fragmented disks of this host's reflink SRs, docs/fragmentation.md), niced, to
+#    SMlog; --no-relayout-cron removes it instead (or delete the file);
 #  - does not restart the toolstack: plugins are discovered at xapi start, so run
 #    `xe-toolstack-restart` when no storage operation is in flight.
 set -euo pipefail
@@ -21,11 +24,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 node=""
 root=""
+relayout_cron=1
 while (($#)); do
   case "$1" in
     --node) node=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --no-relayout-cron) relayout_cron=0; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -82,6 +87,27 @@ if [[ $current != "*" && " $current " != *" flatsnap "* ]]; then
   printf '# Written by flatsnap install.sh: the whole list, since a conf.d line replaces it.\nsm-plugins=%s\n' \
     "$(echo "$current flatsnap" | xargs)" > "$confdir/flatsnap.conf.tmp.$$"
   mv -f "$confdir/flatsnap.conf.tmp.$$" "$confdir/flatsnap.conf"
+fi
+
+# The periodic relayout: between snapshots, so that a snapshot finds its disk contiguous
+# (the driver's own relayout runs right after a snapshot, on what was written before it).
+# flock -n: a run still going an hour later is not joined by a second one. Results go to
+# SMlog from the command itself; stderr (xapi unreachable...) through logger, likewise.
+crondir=$root/etc/cron.d
+if ((relayout_cron)) && [[ -f $smdir/flatsnap ]]; then
+  install -d -m 0755 "$crondir"
+  cat > "$crondir/flatsnap-relayout.tmp.$$" <<'EOF'
+# Written by flatsnap install.sh: relayout the fragmented disks of every flatsnap reflink SR
+# plugged on this host (device-config:relayout not "off"; a shared SR on the pool master).
+# docs/fragmentation.md. Remove this file, or run install.sh --no-relayout-cron, to stop it.
+SHELL=/bin/sh
+PATH=/sbin:/usr/sbin:/bin:/usr/bin
+17 * * * * root flock -n /var/lock/flatsnap-relayout.lock nice -n 19 ionice -c 2 -n 7 /opt/xensource/sm/flatsnap relayout --all-srs 2>&1 >/dev/null | logger -p local2.warning -t flatsnap-relayout
+EOF
+  chmod 0644 "$crondir/flatsnap-relayout.tmp.$$"
+  mv -f "$crondir/flatsnap-relayout.tmp.$$" "$crondir/flatsnap-relayout"
+else
+  rm -f "$crondir/flatsnap-relayout"
 fi
 
 # Warm the code cache with xapi's own discovery call, as xapi will make it.

@@ -52,7 +52,18 @@ export type Invocation =
     })
   | (Common & { readonly cmd: 'gc'; readonly dryRun: boolean })
   | (Common & { readonly cmd: 'check'; readonly xapi?: XapiOptions; readonly health: boolean })
-  | (Common & { readonly cmd: 'relayout'; readonly vdi?: string; readonly minExtents?: number });
+  | (Common & { readonly cmd: 'relayout'; readonly vdi?: string; readonly minExtents?: number })
+  | {
+      readonly cmd: 'relayout';
+      /** Every flatsnap reflink SR plugged on this host (asks xapi), instead of one --path. */
+      readonly allSrs: true;
+      readonly json: boolean;
+      readonly timings: boolean;
+      readonly xapi: XapiOptions;
+      /** This host's uuid; default: INSTALLATION_UUID of /etc/xensource-inventory. */
+      readonly host?: string;
+      readonly minExtents?: number;
+    };
 
 /** What parsing may read: the environment, the clock, password files. */
 export interface ArgsEnv {
@@ -69,7 +80,7 @@ const OPTIONS: Record<CommandName, Record<string, Kind>> = {
   seek: { ...COMMON, vdi: 'string', vm: 'string', at: 'string', ...XAPI },
   gc: { ...COMMON, 'dry-run': 'boolean' },
   check: { ...COMMON, 'no-health': 'boolean', ...XAPI },
-  relayout: { ...COMMON, vdi: 'string', all: 'boolean', 'min-extents': 'string' },
+  relayout: { ...COMMON, vdi: 'string', all: 'boolean', 'all-srs': 'boolean', host: 'string', 'min-extents': 'string', ...XAPI },
 };
 
 type Parsed = Map<string, string | true>;
@@ -135,6 +146,21 @@ export function parseArgs(argv: readonly string[], e: ArgsEnv = {}): Invocation 
     const v = o.get(name);
     return typeof v === 'string' ? v : undefined;
   };
+  if (cmd === 'relayout' && o.has('all-srs')) {
+    const other = ['path', 'dataset', 'vdi', 'all'].filter((k) => o.has(k));
+    if (other.length > 0) throw new UsageError(`--all-srs finds the SRs itself (from xapi): no ${other.map((k) => `--${k}`).join(', ')}`, cmd);
+    const host = str('host');
+    const min = minExtentsArg(cmd, str('min-extents'));
+    return {
+      cmd,
+      allSrs: true,
+      json: o.has('json'),
+      timings: o.has('timings'),
+      xapi: xapiOptions(cmd, o, e, env, true)!,
+      ...(host !== undefined ? { host: requireUuidArg(cmd, 'host', host) } : {}),
+      ...(min !== undefined ? { minExtents: min } : {}),
+    };
+  }
   const common: Common = { target: storageTarget(cmd, str('dataset'), str('path')), json: o.has('json'), timings: o.has('timings') };
 
   switch (cmd) {
@@ -172,10 +198,11 @@ export function parseArgs(argv: readonly string[], e: ArgsEnv = {}): Invocation 
       const vdi = str('vdi');
       if ((vdi === undefined) === !o.has('all')) throw new UsageError('give exactly one of --vdi UUID (one disk) and --all (every disk over --min-extents)', cmd);
       if (common.target.kind !== 'reflink') throw new UsageError('relayout is for reflink SRs (--path DIR): ZFS does not fragment this way', cmd);
-      const min = str('min-extents');
-      if (min !== undefined && (vdi !== undefined || !/^[1-9][0-9]{0,8}$/.test(min)))
-        throw new UsageError(vdi !== undefined ? '--min-extents goes with --all' : `--min-extents: ${show(min)} is not a positive extent count`, cmd);
-      return { cmd, ...common, ...(vdi !== undefined ? { vdi: requireUuidArg(cmd, 'vdi', vdi) } : {}), ...(min !== undefined ? { minExtents: Number(min) } : {}) };
+      rejectXapiOptions(cmd, o, 'go with --all-srs only');
+      if (o.has('host')) throw new UsageError('--host goes with --all-srs only', cmd);
+      if (vdi !== undefined && o.has('min-extents')) throw new UsageError('--min-extents goes with --all', cmd);
+      const min = minExtentsArg(cmd, str('min-extents'));
+      return { cmd, ...common, ...(vdi !== undefined ? { vdi: requireUuidArg(cmd, 'vdi', vdi) } : {}), ...(min !== undefined ? { minExtents: min } : {}) };
     }
   }
 }
@@ -185,6 +212,12 @@ function isCommand(s: string): s is CommandName {
 }
 
 // ---- values ----------------------------------------------------------------
+
+function minExtentsArg(cmd: CommandName, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[1-9][0-9]{0,8}$/.test(v)) throw new UsageError(`--min-extents: ${show(v)} is not a positive extent count`, cmd);
+  return Number(v);
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -78,6 +78,7 @@ ${SR}
 ${XAPI}
 ${OUT}`,
   relayout: `usage: flatsnap relayout --path DIR (--vdi UUID | --all [--min-extents N]) [--json]
+       flatsnap relayout --all-srs [--host UUID] [--min-extents N] [--xapi URL|local ...] [--json]
 
 Rewrites the fragmented parts of a reflink VDI's image into contiguous blocks and
 points its snapshots at them too, so that its next snapshot copies a short extent
@@ -91,5 +92,13 @@ snapshot finds the disk contiguous. Needs no SR lock; one relayout per VDI at a 
   --vdi UUID            the disk
   --all                 every disk (live VDI) with at least --min-extents extents
   --min-extents N       default ${DEFAULT_RELAYOUT_THRESHOLD}, as the driver's default threshold
+                        (with --all-srs: each SR's device-config:relayout)
+  --all-srs             --all on every flatsnap reflink SR plugged on this host (asks
+                        xapi for this host's PBDs), except those with relayout=off; a
+                        shared SR only on the pool master. What the cron job
+                        /etc/cron.d/flatsnap-relayout (plugin/install.sh) runs hourly
+  --host UUID           this host (default: INSTALLATION_UUID, /etc/xensource-inventory)
+${XAPI}
+                        (default --xapi: $FLATSNAP_XAPI_URL, else local)
 ${OUT}`,
 };

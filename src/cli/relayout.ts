@@ -1,7 +1,8 @@
 // `flatsnap relayout`: the relayout of reflink VDIs (src/backends/reflink/relayout.ts):
 // one VDI, as the driver starts it in the background after a snapshot, or --all the live
-// disks over a threshold (by hand, or from cron between snapshots). Exit status 0 when
-// it ran or had nothing to do.
+// disks over a threshold (by hand, or from cron between snapshots), or --all-srs the same
+// on every flatsnap reflink SR plugged on this host (relayout-srs.ts: the cron job
+// install.sh sets up). Exit status 0 when it ran or had nothing to do.
 import type { ReflinkBackend } from '../backends/reflink/backend.js';
 import type { RelayoutResult } from '../backends/reflink/relayout.js';
 import { DEFAULT_RELAYOUT_THRESHOLD } from '../backends/reflink/relayout-policy.js';
@@ -12,7 +13,7 @@ import { CommandError, openBackend } from './storage.js';
 
 type RelayoutArgs = Extract<Invocation, { cmd: 'relayout' }>;
 
-function describe(r: RelayoutResult): string {
+export function describe(r: RelayoutResult): string {
   if (r.skipped !== undefined) return `VDI ${r.vdi}: nothing done: ${r.skipped} (${r.extents_before} extents)`;
   return (
     `VDI ${r.vdi}: ${r.extents_before} -> ${r.extents_after} extents; ${r.windows_selected} of ${r.windows} windows rewritten ` +
@@ -21,33 +22,43 @@ function describe(r: RelayoutResult): string {
   );
 }
 
+/** One VDI's relayout; a failure is also logged (usually started in the background with no terminal: SMlog is where it is seen). */
+export async function relayoutLogged(dir: string, vdi: string): Promise<RelayoutResult> {
+  const { relayoutVdi } = await import('../backends/reflink/relayout.js');
+  return relayoutVdi(dir, vdi).catch((e: unknown) => {
+    log().error(`flatsnap: relayout of VDI ${vdi} failed: ${e instanceof Error ? e.message : String(e)}`);
+    throw e;
+  });
+}
+
+/** The relayout of every live disk of the SR in `dir` with at least `min` physically contiguous runs, one after the other. */
+export async function relayoutLiveDisks(dir: string, min: number): Promise<RelayoutResult[]> {
+  const { listVdis } = await import('../backends/reflink/listing.js');
+  const { extentStats } = await import('../backends/reflink/volume.js');
+  const live = (await listVdis(dir)).vdis.filter((e) => e.record?.kind === 'volume' && e.record.vdi !== undefined && !e.record.deleted && !e.hidden);
+  const results: RelayoutResult[] = [];
+  for (const e of live) {
+    const runs = await extentStats(e.path).then((st) => st.fragments, () => 0);
+    if (runs >= min) results.push(await relayoutLogged(dir, e.record!.vdi!));
+  }
+  return results;
+}
+
 export async function relayoutCommand(a: RelayoutArgs, io: Io, timer: Timer): Promise<number> {
+  if ('allSrs' in a) {
+    const { relayoutAllSrsCommand } = await import('./relayout-srs.js');
+    return relayoutAllSrsCommand(a, io, timer);
+  }
   const backend = await openBackend(a.target);
   if (backend.kind !== 'reflink') throw new CommandError('relayout is for reflink SRs');
   const dir = (backend as ReflinkBackend).dir;
-  const { relayoutVdi } = await import('../backends/reflink/relayout.js');
-  const one = (vdi: string): Promise<RelayoutResult> =>
-    relayoutVdi(dir, vdi).catch((e: unknown) => {
-      // Usually started in the background with no terminal: SMlog is where this is seen.
-      log().error(`flatsnap: relayout of VDI ${vdi} failed: ${e instanceof Error ? e.message : String(e)}`);
-      throw e;
-    });
   let results: RelayoutResult[];
   if (a.vdi !== undefined) {
     const vdi = a.vdi;
-    results = [await timer.time('relayout', () => one(vdi))];
+    results = [await timer.time('relayout', () => relayoutLogged(dir, vdi))];
   } else {
-    const { listVdis } = await import('../backends/reflink/listing.js');
-    const { extentStats } = await import('../backends/reflink/volume.js');
     const min = a.minExtents ?? DEFAULT_RELAYOUT_THRESHOLD;
-    const live = (await listVdis(dir)).vdis.filter((e) => e.record?.kind === 'volume' && e.record.vdi !== undefined && !e.record.deleted && !e.hidden);
-    results = [];
-    await timer.time('relayout', async () => {
-      for (const e of live) {
-        const runs = await extentStats(e.path).then((st) => st.fragments, () => 0);
-        if (runs >= min) results.push(await one(e.record!.vdi!));
-      }
-    });
+    results = await timer.time('relayout', () => relayoutLiveDisks(dir, min));
   }
   if (a.json) printJson(io, a.vdi !== undefined ? results[0] : results);
   else if (results.length === 0) io.out('no VDI to relayout');

@@ -2,6 +2,7 @@
 // are grouped and named as in XenAPI (xapi.VDI.db_introduce, xapi.SR.get_record)
 // so each one can be looked up in datamodel.ml by name.
 import { HostCalls, TaskCalls } from './host.js';
+import { PbdCalls, PoolCalls } from './pbd.js';
 import { SrCalls } from './sr.js';
 import { XapiTransportError } from './errors.js';
 import { XapiTransport, type TransportOptions, type XapiEndpoint } from './transport.js';
@@ -15,6 +16,8 @@ export class XapiClient {
   readonly VBD: VbdCalls;
   readonly host: HostCalls;
   readonly task: TaskCalls;
+  readonly PBD: PbdCalls;
+  readonly pool: PoolCalls;
 
   constructor(o: TransportOptions) {
     const t = new XapiTransport(o);
@@ -24,6 +27,8 @@ export class XapiClient {
     this.VBD = new VbdCalls(t);
     this.host = new HostCalls(t);
     this.task = new TaskCalls(t);
+    this.PBD = new PbdCalls(t);
+    this.pool = new PoolCalls(t);
   }
 
   /** The client for one SMAPIv1 request: its session, its subtask, and the endpoint from the environment. */

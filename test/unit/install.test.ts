@@ -53,3 +53,16 @@ test('running it again changes nothing', async () => {
   expect(conf.match(/flatsnap/g)!.length).toBe(2); // the comment and the list entry
 });
 
+test('installs the hourly relayout job in /etc/cron.d; --no-relayout-cron removes it', async () => {
+  const cron = join(root, 'etc/cron.d/flatsnap-relayout');
+  const text = readFileSync(cron, 'utf8');
+  const jobs = text.split('\n').filter((l) => /^[0-9*]/.test(l));
+  expect(jobs).toHaveLength(1);
+  // minute hour day month weekday user command: hourly, as root, niced, SMlog for what it prints on stderr
+  expect(jobs[0]).toMatch(/^\d+ \* \* \* \* root flock -n \S+ nice -n 19 ionice -c 2 -n 7 \/opt\/xensource\/sm\/flatsnap relayout --all-srs 2>&1 >\/dev\/null \| logger -p local2\.\w+ -t flatsnap-relayout$/);
+  expect(text).toMatch(/^PATH=\/sbin:\/usr\/sbin:\/bin:\/usr\/bin$/m);
+  await execa('plugin/install.sh', ['--root', root, '--node', process.execPath, '--no-relayout-cron']);
+  expect(() => readFileSync(cron)).toThrow(/ENOENT/);
+  await install();
+  expect(readFileSync(cron, 'utf8')).toBe(text);
+});
