@@ -5,7 +5,8 @@
 // and every guest write into blocks shared with a snapshot lands somewhere new, so the
 // live image of a disk that is snapshotted and written at random fragments without
 // bound (bench/README.md: 1 -> 15,500 extents after 32 snapshots of a 1 GiB disk, the
-// snapshot 3-7x slower). Nothing in XFS or OCFS2 bounds it (docs/fragmentation.md).
+// snapshot 3-7x slower). Nothing in XFS bounds it; OCFS2 copies shared data in 1 MiB
+// pieces, so there it stops at one run per MiB of disk (docs/fragmentation.md).
 //
 // How, for each window of the image dense in extents (extent-map.ts planRelayout):
 //   1. map the live image (FIEMAP, m1);
@@ -39,8 +40,8 @@
 // the other hosts of a shared SR too (fcntl locks are node-local there, docs/shared-srs.md).
 //
 // Filesystems: XFS (reflink=1) and btrfs implement both ioctls; OCFS2 implements them
-// through the same VFS path (remap_file_range, Linux >= 4.19) but is not exercised in
-// this repository's tests (docs/fragmentation.md says what is measured where).
+// through the same VFS path (remap_file_range, Linux >= 4.19), tested in the kernel
+// tier (test/kernel/guest/ocfs2.guest.ts; docs/fragmentation.md says what is measured where).
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { SmError } from '../../errors.js';
 import { log } from '../../log.js';

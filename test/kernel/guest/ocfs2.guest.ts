@@ -1,7 +1,9 @@
 // Runs INSIDE the kernel tier's guest: the reflink backend's conformance suite, unchanged,
 // on OCFS2 in local mode (mkfs.ocfs2 -M local, refcount feature), which only a real kernel
-// has. Then what is specific to OCFS2: the backend knows it is on OCFS2, and snapshots
-// share extents (FIEMAP's shared flag) instead of copying.
+// has. Then what is specific to OCFS2: the backend knows it is on OCFS2, snapshots
+// share extents (FIEMAP's shared flag) instead of copying, and the relayout
+// (src/backends/reflink/relayout.ts: FIDEDUPERANGE into the image, FICLONERANGE into its
+// snapshots) works on OCFS2's refcount trees as on XFS.
 //
 // Environment (set by test/kernel/vm.test.ts):
 //   KT_OCFS2_MNT   where the host mounted the OCFS2 filesystem in the guest
@@ -10,9 +12,11 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ReflinkBackend } from '../../../src/backends/reflink/backend.js';
-import { SR_MARKER } from '../../../src/backends/reflink/names.js';
+import { SR_MARKER, TEMP_PREFIX } from '../../../src/backends/reflink/names.js';
+import { relayoutVdi } from '../../../src/backends/reflink/relayout.js';
 import { formatSnapshotName } from '../../../src/lineage/names.js';
 import { backendConformance, hashOf, snapshotMeta, vdiMeta, writePattern, type ConformanceTarget } from '../../conformance/backend-conformance.js';
+import { fragmentedDisk, prng, syncFs, usedBytes } from '../../integration/harness/fragment.js';
 import { env, fillFile } from './fill.js';
 
 const MiB = 1024 * 1024;
@@ -82,6 +86,70 @@ describe('OCFS2 specifics', () => {
     }
     expect((await readdir(dir)).filter((n) => n !== SR_MARKER)).toEqual([]);
   });
+
+  // As test/integration/reflink-relayout.test.ts on XFS, smaller (TCG): 32 MiB, two windows.
+  // OCFS2 copies a shared range on write in 1 MiB pieces, whatever the write's size, so the
+  // disk fragments into at most one run per MiB, and only when the guest writes in random
+  // order (in file order the pieces are allocated one after the other). A 16 MiB window
+  // then has at most 16 runs, the relayout's default minimum: a lower one here, so that the
+  // windows qualify whatever the allocator did. Few writes per cycle (3 %): with more, every
+  // MiB is copied at every cycle and the older snapshots share nothing with the disk.
+  test('relayout: the fragmented disk comes out in fewer runs, every byte of it and its snapshots kept, still shared, no space used', async () => {
+    const size = 32 * MiB;
+    let clock = Date.now();
+    const { v, snaps } = await fragmentedDisk(b, { size, cycles: 3, share: 0.03, order: 'random', rnd: prng(11), tick: () => ++clock });
+    const all = [v, ...snaps];
+    const hashes = (): Promise<string[]> => Promise.all(all.map((o) => hashOf(o.handle)));
+    const before = await hashes();
+    const hv0 = await b.health(v);
+    expect(Number(hv0.fragments)).toBeGreaterThanOrEqual(12);
+    await syncFs(dir);
+    const used = usedBytes(dir);
+
+    const r = await relayoutVdi(dir, v.id, { minWindowExtents: 4 });
+    expect(r).toMatchObject({
+      windows: 2,
+      windows_selected: 2,
+      windows_changed: 0,
+      windows_left: 0,
+      windows_not_better: 0,
+      bytes_deduped: size,
+      family_objects: snaps.length,
+      family_objects_remapped: snaps.length,
+    });
+    expect(r.skipped).toBeUndefined();
+
+    expect(await hashes()).toEqual(before);
+    const hv = await b.health(v);
+    // Fewer runs, though not one per window: the copy lands in whatever free space the
+    // snapshots' scattered 1 MiB pieces and OCFS2's local allocation window leave.
+    expect(Number(hv.fragments)).toBeLessThan(Number(hv0.fragments));
+    expect(Number(hv.extents)).toBeLessThan(Number(hv0.extents));
+    // FIEMAP's shared flags: the disk still shares everything (with its newest snapshot,
+    // identical to it), and that snapshot is on the same new blocks, all shared.
+    expect(hv.shared_bytes).toBe(size);
+    const newest = await b.health(snaps[snaps.length - 1]!);
+    expect(newest.fragments).toBe(hv.fragments);
+    expect(newest.shared_bytes).toBe(size);
+    // Every older snapshot still shares blocks (with the disk or the other snapshots).
+    for (const s of snaps) expect(Number((await b.health(s)).shared_bytes)).toBeGreaterThan(0);
+    // OCFS2 frees released clusters through its truncate log, flushed a few seconds later.
+    let after = usedBytes(dir);
+    for (let i = 0; i < 40 && after - used > MiB; i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      await syncFs(dir);
+      after = usedBytes(dir);
+    }
+    expect(after - used).toBeLessThanOrEqual(MiB);
+    expect((await readdir(dir)).filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
+
+    for (const o of [...snaps].reverse()) {
+      await b.markTombstone(o);
+      await b.destroy(o);
+    }
+    await b.markTombstone(v);
+    await b.destroy(v);
+  }, 300_000);
 
   afterAll(async () => {
     await b?.deleteSr(sr).catch(() => undefined);

@@ -50,6 +50,7 @@ export async function prepareShare(share: string): Promise<Bundles> {
     { src: 'zfs.guest.ts', out: 'suites/zfs.cjs' },
     { src: 'ocfs2.guest.ts', out: 'suites/ocfs2.cjs' },
     { src: 'cluster-node.ts', out: 'bin/cluster-node.cjs' },
+    { src: 'ocfs2-fragmentation.ts', out: 'bin/ocfs2-fragmentation.cjs' },
   ];
   for (const e of entries) {
     await build({
