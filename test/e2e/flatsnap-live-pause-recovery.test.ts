@@ -1,8 +1,7 @@
 // What a crash leaves behind on a shared SR's VDIs, and a revert of a VDI whose tapdisk
 // runs on another host (docs/shared-srs.md, "Live snapshots"): the built driver and the
 // built flatsnap-tapdisk host plugin under the XAPI simulator with --hosts 2 on one real
-// XFS (reflink) filesystem, each host with its own fake tap-ctl (as in
-// flatsnap-live-pause.test.ts).
+// XFS (reflink) filesystem, each host with its own fake tap-ctl (test/helpers/two-host-sr.ts).
 //
 // - The slave crashes with a VM running: its tapdisks die with it, xapi resets the VM
 //   (VM.power_state_reset, no SM call), and sm_config host_<slave> stays. The master can
@@ -19,95 +18,32 @@
 //   lost track of: staged here by a power-state reset while the slave keeps running it.
 // Needs root (mknod, losetup) and mkfs.xfs: skipped locally without them, failing under CI=true.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
-import { fakeTapState, installFakeTapCtl } from '../helpers/fake-tap-ctl.js';
-import { createLoopFs, describeLoopFs, type LoopFs } from '../integration/harness/loopfs.js';
-import { ApiFailure, Client, readSmLog, ROOT, startSim, type SimProc, type SmLogEntry } from './sim-helpers.js';
+import { TwoHostSr } from '../helpers/two-host-sr.js';
+import { describeLoopFs } from '../integration/harness/loopfs.js';
+import { ApiFailure } from './sim-helpers.js';
 
-const PLUGIN_DIR = path.join(ROOT, 'plugin');
-const SIZE = 8 << 20;
 const UNREACHABLE = 'xapi-sim-unreachable';
 
 describeLoopFs('a shared SR after a host crash, and a revert of a disk active on another host', ['xfs'], () => {
-  let fs: LoopFs | undefined;
-  let work = '';
-  let dir = '';
-  let sim: SimProc | undefined;
-  let c: Client;
-  let master = '';
-  let slave = '';
-  const uuids = new Map<string, string>();
-  let sr = '';
-
-  const tapDir = (host: string) => path.join(work, 'hosts', uuids.get(host)!, 'usr', 'sbin');
-  const tap = (host: string) => fakeTapState(tapDir(host));
-  const sm = async (vdi: string) => c.call<Record<string, string>>('VDI.get_sm_config', vdi);
+  const h = new TwoHostSr();
+  const { uuids, tapDir, tap, sm, runs, logLength, newDisk, vmWith } = h;
   const hostKeys = async (vdi: string) => Object.keys(await sm(vdi)).filter((k) => k.startsWith('host_')).sort();
-  const hostOf = (e: SmLogEntry & { host?: string }) => e.host ?? uuids.get(/<member><name>host_ref<\/name><value>([^<]*)</.exec(e.argv1)?.[1] ?? '');
-  /** Plugin runs and the SM commands named, with the host they ran on, since log entry `from`. */
-  const runs = (from: number, cmds: string[]) =>
-    readSmLog(sim!.smLog)
-      .slice(from)
-      .filter((e) => e.cmd.startsWith('plugin:') || cmds.includes(e.cmd))
-      .map((e) => [e.cmd, hostOf(e), e.code]);
-  const logLength = () => readSmLog(sim!.smLog).length;
-  const readdirSorted = () => readdirSync(dir).sort();
+  const readdirSorted = () => readdirSync(h.dir).sort();
 
-  beforeAll(async () => {
-    fs = await createLoopFs('xfs', { sizeMiB: 400 });
-    dir = path.join(fs.mountpoint, 'shared');
-    await mkdir(dir);
-    work = mkdtempSync(path.join(tmpdir(), 'flatsnap-live-pause-recovery-'));
-    const plugins = path.join(work, 'xapi.d', 'plugins');
-    mkdirSync(plugins, { recursive: true });
-    symlinkSync(path.join(PLUGIN_DIR, 'flatsnap-tapdisk'), path.join(plugins, 'flatsnap-tapdisk'));
-    sim = await startSim({
-      smDir: PLUGIN_DIR,
-      extraArgs: ['--hosts', '2', '--xapi-plugins', plugins, '--datapath-root', path.join(work, 'hosts'), '--revert-flow', 'vdi-revert'],
-    });
-    c = await new Client(sim.url).login();
-    master = await c.call<string>('pool.get_master', (await c.call<string[]>('pool.get_all'))[0]!);
-    slave = (await c.call<string[]>('host.get_all')).find((h) => h !== master)!;
-    for (const h of [master, slave]) {
-      uuids.set(h, await c.call<string>('host.get_uuid', h));
-      installFakeTapCtl(tapDir(h));
-    }
-    sr = await c.callAsync<string>('SR.create', master, { path: dir }, '0', 'shared flatsnap', '', 'flatsnap', 'user', true, {});
-  }, 120_000);
-
-  afterAll(async () => {
-    if (sim) {
-      await sim.stop();
-      rmSync(sim.dir, { recursive: true, force: true });
-    }
-    await fs?.teardown();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
-
-  const newDisk = (name: string) =>
-    c.callAsync<string>('VDI.create', {
-      name_label: name, name_description: '', SR: sr, virtual_size: String(SIZE), type: 'user',
-      sharable: false, read_only: false, other_config: {}, xenstore_data: {}, sm_config: {}, tags: [],
-    });
-
-  async function vmWith(name: string, vdi: string): Promise<string> {
-    const v = await c.call<string>('VM.create', { name_label: name });
-    await c.call('VBD.create', { VM: v, VDI: vdi, userdevice: '0', bootable: true, mode: 'RW', type: 'Disk', empty: false, other_config: {} });
-    return v;
-  }
+  beforeAll(() => h.start('flatsnap-live-pause-recovery-', ['--revert-flow', 'vdi-revert']), 120_000);
+  afterAll(() => h.stop());
 
   const pbdOf = async (host: string) => {
-    for (const p of await c.call<string[]>('SR.get_PBDs', sr)) if ((await c.call<string>('PBD.get_host', p)) === host) return p;
+    for (const p of await h.c.call<string[]>('SR.get_PBDs', h.sr)) if ((await h.c.call<string>('PBD.get_host', p)) === host) return p;
     throw new Error(`no PBD of the SR on ${host}`);
   };
   /** The host's PBD unplugged and plugged again: sr_detach, then sr_attach there. */
   const replug = async (host: string) => {
     const pbd = await pbdOf(host);
-    await c.callAsync('PBD.unplug', pbd);
-    await c.callAsync('PBD.plug', pbd);
+    await h.c.callAsync('PBD.unplug', pbd);
+    await h.c.callAsync('PBD.plug', pbd);
   };
   /** The host's blktap after a reboot: no tapdisk left. */
   const rebootBlktap = (host: string) => {
@@ -124,25 +60,25 @@ describeLoopFs('a shared SR after a host crash, and a revert of a disk active on
   it('the slave crashes with a VM running: its host key stays, and the master can no longer snapshot the disk', async () => {
     crashed = await newDisk('crashed');
     crashedVm = await vmWith('crashed', crashed);
-    await c.callAsync('VM.start_on', crashedVm, slave, false, false);
+    await h.c.callAsync('VM.start_on', crashedVm, h.slave, false, false);
     onMaster = await newDisk('on-master');
     onMasterVm = await vmWith('on-master', onMaster);
-    await c.callAsync('VM.start', onMasterVm, false, false);
-    expect(await hostKeys(crashed)).toEqual([`host_${slave}`]);
-    expect(await hostKeys(onMaster)).toEqual([`host_${master}`]);
+    await h.c.callAsync('VM.start', onMasterVm, false, false);
+    expect(await hostKeys(crashed)).toEqual([`host_${h.slave}`]);
+    expect(await hostKeys(onMaster)).toEqual([`host_${h.master}`]);
 
     // The crash: the slave is gone, its tapdisks with it; xapi (or the administrator,
     // xe vm-reset-powerstate) resets its VM without any SM call.
-    await c.call('host.add_to_other_config', slave, UNREACHABLE, 'true');
-    rebootBlktap(slave);
-    await c.callAsync('VM.power_state_reset', crashedVm);
-    expect(await c.call('VM.get_power_state', crashedVm)).toBe('Halted');
-    expect(await hostKeys(crashed)).toEqual([`host_${slave}`]);
+    await h.c.call('host.add_to_other_config', h.slave, UNREACHABLE, 'true');
+    rebootBlktap(h.slave);
+    await h.c.callAsync('VM.power_state_reset', crashedVm);
+    expect(await h.c.call('VM.get_power_state', crashedVm)).toBe('Halted');
+    expect(await hostKeys(crashed)).toEqual([`host_${h.slave}`]);
 
     const before = readdirSorted();
     let err: unknown;
     try {
-      await c.callAsync('VDI.snapshot', crashed, {});
+      await h.c.callAsync('VDI.snapshot', crashed, {});
     } catch (e) {
       err = e;
     }
@@ -155,94 +91,94 @@ describeLoopFs('a shared SR after a host crash, and a revert of a disk active on
   it('a `paused` key left by a master command that never finished (it blocks every activation of the disk)', async () => {
     stale = await newDisk('stale-paused');
     // What a master crashing between setting and removing it leaves (live-pause.ts step 1).
-    await c.call('VDI.add_to_sm_config', stale, 'paused', 'true');
+    await h.c.call('VDI.add_to_sm_config', stale, 'paused', 'true');
     expect(await sm(stale)).toMatchObject({ paused: 'true' });
   });
 
   it('the slave’s PBD plugged again: its sr_attach removes its own keys only, and leaves `paused`', async () => {
     const n = logLength();
     // Still unreachable for the master's plugin calls: any call to it would fail.
-    await replug(slave);
+    await replug(h.slave);
     expect(runs(n, ['sr_detach', 'sr_attach'])).toEqual([
-      ['sr_detach', uuids.get(slave), 0],
-      ['sr_attach', uuids.get(slave), 0],
+      ['sr_detach', uuids.get(h.slave), 0],
+      ['sr_attach', uuids.get(h.slave), 0],
     ]);
     expect(await hostKeys(crashed)).toEqual([]);
-    expect(await hostKeys(onMaster)).toEqual([`host_${master}`]); // another host's: kept
+    expect(await hostKeys(onMaster)).toEqual([`host_${h.master}`]); // another host's: kept
     expect(await sm(stale)).toMatchObject({ paused: 'true' }); // not the master: kept
   });
 
   it('the master’s snapshot of the crashed VM’s disk then runs without calling the slave', async () => {
     const n = logLength();
-    const events = tap(slave).events.length;
+    const events = tap(h.slave).events.length;
     const before = readdirSorted();
-    const snap = await c.callAsync<string>('VDI.snapshot', crashed, {});
-    expect(await c.call('VDI.get_is_a_snapshot', snap)).toBe(true);
+    const snap = await h.c.callAsync<string>('VDI.snapshot', crashed, {});
+    expect(await h.c.call('VDI.get_is_a_snapshot', snap)).toBe(true);
     expect(readdirSorted().length).toBeGreaterThan(before.length);
-    expect(runs(n, ['vdi_snapshot'])).toEqual([['vdi_snapshot', uuids.get(master), 0]]);
-    expect(tap(slave).events.length).toBe(events);
+    expect(runs(n, ['vdi_snapshot'])).toEqual([['vdi_snapshot', uuids.get(h.master), 0]]);
+    expect(tap(h.slave).events.length).toBe(events);
     expect(await sm(crashed)).not.toHaveProperty('paused');
-    await c.call('host.remove_from_other_config', slave, UNREACHABLE);
+    await h.c.call('host.remove_from_other_config', h.slave, UNREACHABLE);
   });
 
   it('the master’s PBD plugged again: its sr_attach removes the stale `paused`, and the VM starts on the slave', async () => {
-    await c.callAsync('VM.hard_shutdown', onMasterVm);
+    await h.c.callAsync('VM.hard_shutdown', onMasterVm);
     const n = logLength();
-    await replug(master);
+    await replug(h.master);
     expect(runs(n, ['sr_detach', 'sr_attach'])).toEqual([
-      ['sr_detach', uuids.get(master), 0],
-      ['sr_attach', uuids.get(master), 0],
+      ['sr_detach', uuids.get(h.master), 0],
+      ['sr_attach', uuids.get(h.master), 0],
     ]);
     expect(await sm(stale)).not.toHaveProperty('paused');
 
     const vm = await vmWith('was-blocked', stale);
-    await c.callAsync('VM.start_on', vm, slave, false, false);
-    expect(await hostKeys(stale)).toEqual([`host_${slave}`]);
-    await c.callAsync('VM.hard_shutdown', vm);
+    await h.c.callAsync('VM.start_on', vm, h.slave, false, false);
+    expect(await hostKeys(stale)).toEqual([`host_${h.slave}`]);
+    await h.c.callAsync('VM.hard_shutdown', vm);
     expect(await hostKeys(stale)).toEqual([]);
   }, 60_000);
 
   it('VM.revert of a disk whose tapdisk still runs on the slave: paused there around vdi_revert, unpaused on the new image', async () => {
     const disk = await newDisk('reverted');
     const vm = await vmWith('reverted', disk);
-    await c.callAsync('VM.start_on', vm, slave, false, false);
-    const diskUuid = await c.call<string>('VDI.get_uuid', disk);
-    const image = path.join(dir, diskUuid);
-    const t = tap(slave).taps.find((x) => x.args === `aio:${image}`)!;
+    await h.c.callAsync('VM.start_on', vm, h.slave, false, false);
+    const diskUuid = await h.c.call<string>('VDI.get_uuid', disk);
+    const image = path.join(h.dir, diskUuid);
+    const t = tap(h.slave).taps.find((x) => x.args === `aio:${image}`)!;
     expect(t).toBeDefined();
 
     writeAt(image, 'before the snapshot');
-    const snapVm = await c.callAsync<string>('VM.snapshot', vm, 'snap');
+    const snapVm = await h.c.callAsync<string>('VM.snapshot', vm, 'snap');
     writeAt(image, 'after the snapshot!');
     expect(readAt(image, 19)).toBe('after the snapshot!');
 
     // xapi loses track of the running datapath (VBD detached, VM halted); the slave keeps it.
-    await c.callAsync('VM.power_state_reset', vm);
-    expect(await hostKeys(disk)).toEqual([`host_${slave}`]);
+    await h.c.callAsync('VM.power_state_reset', vm);
+    expect(await hostKeys(disk)).toEqual([`host_${h.slave}`]);
 
     const n = logLength();
-    const events = tap(slave).events.length;
-    const log = tap(slave).log.length;
-    await c.callAsync('VM.revert', snapVm);
+    const events = tap(h.slave).events.length;
+    const log = tap(h.slave).log.length;
+    await h.c.callAsync('VM.revert', snapVm);
 
     // The disk kept its ref and uuid (VDI.revert), and holds the snapshot's bytes.
-    expect((await c.call<string[]>('VM.get_VBDs', vm)).length).toBe(1);
-    expect(await c.call('VBD.get_VDI', (await c.call<string[]>('VM.get_VBDs', vm))[0]!)).toBe(disk);
+    expect((await h.c.call<string[]>('VM.get_VBDs', vm)).length).toBe(1);
+    expect(await h.c.call('VBD.get_VDI', (await h.c.call<string[]>('VM.get_VBDs', vm))[0]!)).toBe(disk);
     expect(readAt(image, 19)).toBe('before the snapshot');
 
     expect(runs(n, ['vdi_revert', 'vdi_clone', 'vdi_delete'])).toEqual([
-      ['plugin:flatsnap-tapdisk/pause', uuids.get(slave), 0],
-      ['plugin:flatsnap-tapdisk/unpause', uuids.get(slave), 0],
-      ['vdi_revert', uuids.get(master), 0],
+      ['plugin:flatsnap-tapdisk/pause', uuids.get(h.slave), 0],
+      ['plugin:flatsnap-tapdisk/unpause', uuids.get(h.slave), 0],
+      ['vdi_revert', uuids.get(h.master), 0],
     ]);
-    expect(tap(slave).log.slice(log).filter((l) => /^(un)?pause/.test(l))).toEqual([
+    expect(tap(h.slave).log.slice(log).filter((l) => /^(un)?pause/.test(l))).toEqual([
       `pause -p ${t.pid} -m ${t.minor}`,
       `unpause -p ${t.pid} -m ${t.minor} -a aio:${image}`,
     ]);
-    expect(tap(slave).events.slice(events).map((e) => e.cmd)).toEqual(['pause', 'unpause']);
-    expect(tap(slave).taps.find((x) => x.minor === t.minor)!.paused).toBeUndefined();
+    expect(tap(h.slave).events.slice(events).map((e) => e.cmd)).toEqual(['pause', 'unpause']);
+    expect(tap(h.slave).taps.find((x) => x.minor === t.minor)!.paused).toBeUndefined();
     expect(await sm(disk)).not.toHaveProperty('paused');
-    expect(await hostKeys(disk)).toEqual([`host_${slave}`]);
+    expect(await hostKeys(disk)).toEqual([`host_${h.slave}`]);
   }, 60_000);
 });
 

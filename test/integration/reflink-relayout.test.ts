@@ -50,6 +50,15 @@ async function fileMap(path: string): Promise<string> {
   }
 }
 
+/** A disk and its snapshots as they were before an interrupted run: their hashes, and the space in use. */
+interface Recorded {
+  v: StoredObject;
+  snaps: StoredObject[];
+  all: StoredObject[];
+  before: string[];
+  used: number;
+}
+
 /** A command as main.ts runs it, minus its final log flush (which ends the logger of this process). */
 async function cli(argv: string[], io: Io): Promise<number> {
   const inv = parseArgs(argv);
@@ -96,6 +105,72 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
   const fragments = async (o: StoredObject): Promise<number> => Number((await b.health(o)).fragments);
   const temps = async (): Promise<string[]> => (await readdir(dir)).filter((n) => n.startsWith(TEMP_PREFIX));
 
+  async function record({ v, snaps }: { v: StoredObject; snaps: StoredObject[] }): Promise<Recorded> {
+    const all = [v, ...snaps];
+    const before = await hashes(all);
+    await syncFs(dir);
+    return { v, snaps, all, before, used: usedBytes(dir) };
+  }
+  const expectIntact = async (f: Recorded): Promise<void> => expect(await hashes(f.all)).toEqual(f.before);
+
+  /** A clone (another VDI) of `snap`, written to, and how it is then: its block map and its hash. */
+  async function cloneOf(snap: StoredObject): Promise<{ clone: StoredObject; map: string; hash: string }> {
+    const clone = await b.clone(randomUUID(), snap, vdiMeta('clone'), tick());
+    await rewrite(clone.handle, 10);
+    return { clone, map: await fileMap(clone.handle), hash: await hashOf(clone.handle) };
+  }
+  const expectUntouched = async (c: { clone: StoredObject; map: string; hash: string }): Promise<void> => {
+    expect(await fileMap(c.clone.handle)).toBe(c.map);
+    expect(await hashOf(c.clone.handle)).toBe(c.hash);
+  };
+
+  /** A relayout of `v` that throws after its `nth` step `step`; `onStep` sees each step first. */
+  function crashAfter(v: StoredObject, step: RelayoutStep, nth: number, onStep?: (s: RelayoutStep) => Promise<void>): Promise<void> {
+    let seen = 0;
+    return expect(
+      relayoutVdi(dir, v.id, {
+        afterStep: async (s) => {
+          await onStep?.(s);
+          if (s === step && ++seen === nth) throw new Error(`crash after ${s}`);
+        },
+      }),
+    ).rejects.toThrow(/crash after/);
+  }
+
+  /**
+   * A relayout of `f.v` in a child process SIGKILLed after its `nth` step `step`: every
+   * file is intact and one temp file (named as `temp`) is left, which the SR's reaping removes.
+   */
+  async function killAfter(f: Recorded, step: RelayoutStep, nth: number, temp: RegExp): Promise<void> {
+    const script = join(fs.mountpoint, `kill-${randomUUID()}.mts`);
+    await writeFile(
+      script,
+      `import { relayoutVdi } from ${JSON.stringify(join(REPO, 'src/backends/reflink/relayout.ts'))};\n` +
+        `let n = 0;\n` +
+        `await relayoutVdi(${JSON.stringify(dir)}, ${JSON.stringify(f.v.id)}, { afterStep: (s) => { if (s === ${JSON.stringify(step)} && ++n === ${nth}) process.kill(process.pid, 'SIGKILL'); } });\n`,
+    );
+    const child = await execa(process.execPath, ['--import', 'tsx', script], { cwd: REPO, reject: false, stdin: 'ignore' });
+    await rm(script, { force: true });
+    expect(child.signal).toBe('SIGKILL');
+    await expectIntact(f);
+    const left = await temps();
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(temp);
+    expect(await removeLeftovers(dir, 0)).toEqual(left);
+    await syncFs(dir); // XFS frees the temp file's references in the background
+  }
+
+  // After an interrupted run, a new one completes: no byte lost; the snapshots not yet
+  // moved kept that one window's old blocks (space, at most a window).
+  async function expectRelaidAfterCrash(f: Recorded): Promise<void> {
+    const r = await relayoutVdi(dir, f.v.id);
+    expect(r.skipped).toBeUndefined();
+    await expectIntact(f);
+    expect(await fragments(f.v)).toBeLessThanOrEqual(4);
+    await syncFs(dir);
+    expect(usedBytes(dir) - f.used).toBeLessThan(16 * MiB + 2 * MiB);
+  }
+
   test('rewrites the disk contiguously, keeps every byte, moves the snapshots along: no space lost', async () => {
     const { v, snaps } = await fragmentedDisk(3);
     const all = [v, ...snaps];
@@ -136,10 +211,7 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
 
   test('a clone (another VDI) is never touched; a guest write during the relayout is kept', async () => {
     const { v, snaps } = await fragmentedDisk(2);
-    const clone = await b.clone(randomUUID(), snaps[0]!, vdiMeta('clone'), tick());
-    await rewrite(clone.handle, 10);
-    const cloneMap = await fileMap(clone.handle);
-    const cloneHash = await hashOf(clone.handle);
+    const c = await cloneOf(snaps[0]!);
     const snapHashes = await hashes(snaps);
 
     const guest = Buffer.alloc(BLOCK, 0xa5);
@@ -160,65 +232,23 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     await fh.close();
     expect(back.equals(guest)).toBe(true);
     expect(await hashes(snaps)).toEqual(snapHashes);
-    expect(await fileMap(clone.handle)).toBe(cloneMap);
-    expect(await hashOf(clone.handle)).toBe(cloneHash);
+    await expectUntouched(c);
     expect(r.family_objects).toBe(snaps.length); // the clone is not family to touch
   });
 
-  // Interrupted between a window of the disk and its snapshots: no byte is lost; the
-  // snapshots not yet moved keep that one window's old blocks (space, at most a window).
+  // Interrupted between a window of the disk and its snapshots.
   test.each(['copied', 'live-window', 'family-object'] as const)('an exception after step %s leaves every file intact', async (step) => {
-    const { v, snaps } = await fragmentedDisk(2);
-    const all = [v, ...snaps];
-    const before = await hashes(all);
-    await syncFs(dir);
-    const used = usedBytes(dir);
-    let seen = 0;
-    await expect(
-      relayoutVdi(dir, v.id, {
-        afterStep: (s) => {
-          if (s === step && ++seen === 2 - (step === 'copied' ? 1 : 0)) throw new Error(`crash after ${s}`);
-        },
-      }),
-    ).rejects.toThrow(/crash after/);
-    expect(await hashes(all)).toEqual(before);
+    const f = await record(await fragmentedDisk(2));
+    await crashAfter(f.v, step, step === 'copied' ? 1 : 2);
+    await expectIntact(f);
     expect(await temps()).toEqual([]);
-    const r = await relayoutVdi(dir, v.id);
-    expect(r.skipped).toBeUndefined();
-    expect(await hashes(all)).toEqual(before);
-    expect(await fragments(v)).toBeLessThanOrEqual(4);
-    await syncFs(dir);
-    expect(usedBytes(dir) - used).toBeLessThan(16 * MiB + 2 * MiB);
+    await expectRelaidAfterCrash(f);
   });
 
   test.each(['copied', 'live-window', 'family-object'] as const)('SIGKILL after step %s: every file intact, the temp file is reaped, a new run completes', async (step) => {
-    const { v, snaps } = await fragmentedDisk(2);
-    const all = [v, ...snaps];
-    const before = await hashes(all);
-    await syncFs(dir);
-    const used = usedBytes(dir);
-    const script = join(fs.mountpoint, `kill-${randomUUID()}.mts`);
-    await writeFile(
-      script,
-      `import { relayoutVdi } from ${JSON.stringify(join(REPO, 'src/backends/reflink/relayout.ts'))};\n` +
-        `let n = 0;\n` +
-        `await relayoutVdi(${JSON.stringify(dir)}, ${JSON.stringify(v.id)}, { afterStep: (s) => { if (s === ${JSON.stringify(step)} && ++n === ${step === 'copied' ? 1 : 2}) process.kill(process.pid, 'SIGKILL'); } });\n`,
-    );
-    const child = await execa(process.execPath, ['--import', 'tsx', script], { cwd: REPO, reject: false, stdin: 'ignore' });
-    await rm(script, { force: true });
-    expect(child.signal).toBe('SIGKILL');
-    expect(await hashes(all)).toEqual(before);
-    const left = await temps();
-    expect(left).toHaveLength(1);
-    expect(left[0]).toMatch(/relayout/);
-    expect(await removeLeftovers(dir, 0)).toEqual(left);
-    await syncFs(dir); // XFS frees the temp file's references in the background
-    const r = await relayoutVdi(dir, v.id);
-    expect(r.skipped).toBeUndefined();
-    expect(await hashes(all)).toEqual(before);
-    expect(await fragments(v)).toBeLessThanOrEqual(4);
-    await syncFs(dir);
-    expect(usedBytes(dir) - used).toBeLessThan(16 * MiB + 2 * MiB);
+    const f = await record(await fragmentedDisk(2));
+    await killAfter(f, step, step === 'copied' ? 1 : 2, /relayout/);
+    await expectRelaidAfterCrash(f);
   });
 
   test('a snapshot starts the relayout in the background when the disk is over the threshold', async () => {
@@ -261,12 +291,22 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
   async function relaidHistory(cycles: number): Promise<{ v: StoredObject; snaps: StoredObject[] }> {
     const { v, snaps } = await fragmentedDisk(0);
     for (let c = 0; c < cycles; c++) {
-      await rewrite(v.handle, SIZE / BLOCK / 4);
-      snaps.push(await snapshot(v));
+      await nextCycle(v, snaps);
       const r = await relayoutVdi(dir, v.id, { compact: false });
       expect(r.skipped).toBeUndefined();
     }
     return { v, snaps };
+  }
+  /** A guest's cycle: a quarter of the disk rewritten, then a snapshot. */
+  async function nextCycle(v: StoredObject, snaps: StoredObject[]): Promise<void> {
+    await rewrite(v.handle, SIZE / BLOCK / 4);
+    snaps.push(await snapshot(v));
+  }
+  /** relaidHistory(cycles) and one more cycle, not relaid out: pinned blocks to compact. */
+  async function toCompact(cycles: number): Promise<{ v: StoredObject; snaps: StoredObject[] }> {
+    const d = await relaidHistory(cycles);
+    await nextCycle(d.v, d.snaps);
+    return d;
   }
   const pinned = (snaps: readonly StoredObject[], writable: readonly StoredObject[]) =>
     pinnedLayout(
@@ -274,15 +314,21 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
       writable.map((w) => w.handle),
       2048,
     );
+  // After a compaction interrupted at `step`, a new run compacts what is left: no byte lost;
+  // at most the batch copied is held twice (old and new place), never more than the temp file held.
+  async function expectCompactedAfterCrash(f: Recorded, step: RelayoutStep): Promise<void> {
+    const r = await relayoutVdi(dir, f.v.id);
+    expect(r.relayout_skipped ?? r.skipped).toMatch(/no window/);
+    await expectIntact(f);
+    const p = await pinned(f.snaps, [f.v]);
+    expect(p.runs).toBeLessThanOrEqual(16);
+    await syncFs(dir);
+    expect(usedBytes(dir) - f.used).toBeLessThan((step === 'compact-copied' ? 0 : p.bytes) + 2 * MiB);
+  }
 
   test('compaction: the blocks the snapshots pin move together; every byte kept, no space, next time only the new ones', async () => {
-    const { v, snaps } = await relaidHistory(3);
-    await rewrite(v.handle, SIZE / BLOCK / 4);
-    snaps.push(await snapshot(v));
-    const all = [v, ...snaps];
-    const before = await hashes(all);
-    await syncFs(dir);
-    const used = usedBytes(dir);
+    const { v, snaps } = await toCompact(3);
+    const { all, before, used } = await record({ v, snaps });
     const p0 = await pinned(snaps, [v]);
     // 3 relayouts x a quarter of the disk rewritten, scattered in 64 KiB blocks.
     expect(p0.bytes).toBeGreaterThanOrEqual(2.5 * (SIZE / 4));
@@ -291,29 +337,29 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     const r = await relayoutVdi(dir, v.id);
     expect(r.skipped).toBeUndefined();
     expect(r.windows_selected).toBe(4);
-    // Everything pinned (the guest's rewrites pinned this cycle's quarter already).
-    expect(r.compact_bytes).toBe(p0.bytes);
-    expect(r.compact_runs_before).toBe(p0.runs);
+    // About everything pinned (the guest's rewrites pinned this cycle's quarter already).
+    // Not exactly: a 16 MiB device window where the allocator happened to leave fewer than
+    // 8 pinned runs is not worth a copy and stays (seen under load: 3 blocks of 64 KiB).
+    expect(r.compact_bytes).toBeLessThanOrEqual(p0.bytes);
+    expect(r.compact_bytes).toBeGreaterThanOrEqual(0.95 * p0.bytes);
+    expect(r.compact_runs_before).toBeLessThanOrEqual(p0.runs);
+    expect(r.compact_runs_before).toBeGreaterThanOrEqual(0.95 * p0.runs);
     expect(r.compact_runs_after).toBeLessThanOrEqual(8);
     expect(r.compact_objects_remapped).toBeGreaterThanOrEqual(3);
     expect(r.compact_bytes_remapped).toBeGreaterThanOrEqual(r.compact_bytes);
 
     expect(await hashes(all)).toEqual(before);
     const p1 = await pinned(snaps, [v]);
-    expect(p1.bytes).toBe(r.compact_bytes);
-    expect(p1.runs).toBeLessThanOrEqual(8);
+    expect(p1.bytes).toBe(p0.bytes);
+    expect(p1.runs).toBeLessThanOrEqual(r.compact_runs_after + (p0.runs - r.compact_runs_before));
     expect(r.pinned_runs_after).toBe(p1.runs);
     expect(await temps()).toEqual([]);
     await syncFs(dir);
     expect(usedBytes(dir) - used).toBeLessThan(2 * MiB);
 
     // Next cycle: only what this relayout leaves behind is copied, not the history again.
-    await rewrite(v.handle, SIZE / BLOCK / 4);
-    snaps.push(await snapshot(v));
-    const all2 = [v, ...snaps];
-    const before2 = await hashes(all2);
-    await syncFs(dir);
-    const used2 = usedBytes(dir);
+    await nextCycle(v, snaps);
+    const { all: all2, before: before2, used: used2 } = await record({ v, snaps });
     const r2 = await relayoutVdi(dir, v.id);
     expect(r2.compact_bytes).toBeGreaterThan(0);
     expect(r2.compact_bytes).toBeLessThanOrEqual(SIZE / 4 + MiB);
@@ -330,12 +376,8 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
 
   test('compaction leaves a clone (another VDI) alone, and the blocks it shares with the snapshots where they are', async () => {
     const { v, snaps } = await relaidHistory(2);
-    const clone = await b.clone(randomUUID(), snaps[0]!, vdiMeta('clone'), tick());
-    await rewrite(clone.handle, 10);
-    await rewrite(v.handle, SIZE / BLOCK / 4);
-    snaps.push(await snapshot(v));
-    const cloneMap = await fileMap(clone.handle);
-    const cloneHash = await hashOf(clone.handle);
+    const c = await cloneOf(snaps[0]!);
+    await nextCycle(v, snaps);
     const before = await hashes([v, ...snaps]);
     // The relayout alone first: it costs space here (the first snapshot moves along with
     // the disk where the clone keeps the old blocks), which is not the compaction's doing.
@@ -345,77 +387,30 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     const r = await relayoutVdi(dir, v.id);
     expect(r.relayout_skipped).toMatch(/no window/);
     expect(r.compact_bytes).toBeGreaterThan(0);
-    expect(await fileMap(clone.handle)).toBe(cloneMap);
-    expect(await hashOf(clone.handle)).toBe(cloneHash);
+    await expectUntouched(c);
     expect(await hashes([v, ...snaps])).toEqual(before);
     // The first snapshot's blocks are the clone's too: none of them was copied (no space).
     await syncFs(dir);
     expect(usedBytes(dir) - used).toBeLessThan(2 * MiB);
   });
 
-  // Interrupted in the compaction: every byte intact; at most the batch copied is held
-  // twice (old and new place), never more than what the temp file held.
+  // Interrupted in the compaction: every byte intact.
   test.each(['compact-copied', 'compact-object'] as const)('compaction: an exception after step %s leaves every file intact', async (step) => {
-    const { v, snaps } = await relaidHistory(2);
-    await rewrite(v.handle, SIZE / BLOCK / 4);
-    snaps.push(await snapshot(v));
-    const all = [v, ...snaps];
-    const before = await hashes(all);
-    await syncFs(dir);
-    const used = usedBytes(dir);
-    let seen = 0;
+    const f = await record(await toCompact(2));
     let copied = 0;
-    await expect(
-      relayoutVdi(dir, v.id, {
-        afterStep: async (s) => {
-          if (s === 'compact-copied') copied = (await temps()).length;
-          if (s === step && ++seen === (step === 'compact-copied' ? 1 : 2)) throw new Error(`crash after ${s}`);
-        },
-      }),
-    ).rejects.toThrow(/crash after/);
+    await crashAfter(f.v, step, step === 'compact-copied' ? 1 : 2, async (s) => {
+      if (s === 'compact-copied') copied = (await temps()).length;
+    });
     expect(copied).toBe(1);
-    expect(await hashes(all)).toEqual(before);
+    await expectIntact(f);
     expect(await temps()).toEqual([]);
-    const r = await relayoutVdi(dir, v.id);
-    expect(r.relayout_skipped ?? r.skipped).toMatch(/no window/);
-    expect(await hashes(all)).toEqual(before);
-    const p = await pinned(snaps, [v]);
-    expect(p.runs).toBeLessThanOrEqual(16);
-    await syncFs(dir);
-    expect(usedBytes(dir) - used).toBeLessThan((step === 'compact-copied' ? 0 : p.bytes) + 2 * MiB);
+    await expectCompactedAfterCrash(f, step);
   });
 
   test.each(['compact-copied', 'compact-object'] as const)('compaction: SIGKILL after step %s: every file intact, the temp file reaped, a new run completes', async (step) => {
-    const { v, snaps } = await relaidHistory(2);
-    await rewrite(v.handle, SIZE / BLOCK / 4);
-    snaps.push(await snapshot(v));
-    const all = [v, ...snaps];
-    const before = await hashes(all);
-    await syncFs(dir);
-    const used = usedBytes(dir);
-    const script = join(fs.mountpoint, `kill-${randomUUID()}.mts`);
-    await writeFile(
-      script,
-      `import { relayoutVdi } from ${JSON.stringify(join(REPO, 'src/backends/reflink/relayout.ts'))};\n` +
-        `let n = 0;\n` +
-        `await relayoutVdi(${JSON.stringify(dir)}, ${JSON.stringify(v.id)}, { afterStep: (s) => { if (s === ${JSON.stringify(step)} && ++n === ${step === 'compact-copied' ? 1 : 2}) process.kill(process.pid, 'SIGKILL'); } });\n`,
-    );
-    const child = await execa(process.execPath, ['--import', 'tsx', script], { cwd: REPO, reject: false, stdin: 'ignore' });
-    await rm(script, { force: true });
-    expect(child.signal).toBe('SIGKILL');
-    expect(await hashes(all)).toEqual(before);
-    const left = await temps();
-    expect(left).toHaveLength(1);
-    expect(left[0]).toMatch(/relayout-compact/);
-    expect(await removeLeftovers(dir, 0)).toEqual(left);
-    await syncFs(dir);
-    const r = await relayoutVdi(dir, v.id);
-    expect(r.relayout_skipped ?? r.skipped).toMatch(/no window/);
-    expect(await hashes(all)).toEqual(before);
-    const p = await pinned(snaps, [v]);
-    expect(p.runs).toBeLessThanOrEqual(16);
-    await syncFs(dir);
-    expect(usedBytes(dir) - used).toBeLessThan((step === 'compact-copied' ? 0 : p.bytes) + 2 * MiB);
+    const f = await record(await toCompact(2));
+    await killAfter(f, step, step === 'compact-copied' ? 1 : 2, /relayout-compact/);
+    await expectCompactedAfterCrash(f, step);
   });
 
   test('one relayout per image at a time: a flock(2) on the image', async () => {

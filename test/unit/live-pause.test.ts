@@ -3,9 +3,6 @@
 // VDI is active on is paused before storage is touched and unpaused after, whatever
 // happened in between; a host that cannot be paused refuses the command with storage
 // unchanged; activation backs off while a VDI is paused.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SmError } from '../../src/errors.js';
 import type { SmCommand } from '../../src/smapi/request.js';
 import type { XmlRpcStruct } from '../../src/smapi/xmlrpc.js';
@@ -15,21 +12,10 @@ import { activeHosts, addHostTag, removeHostTag, retryWhilePaused } from '../../
 import { TAPDISK_PLUGIN } from '../../src/sr/live-pause.js';
 import { lookup } from '../../src/sr/registry.js';
 import { XapiError } from '../../src/xapi/errors.js';
-import { FakeBackend, FakeXapi, smReq, type ReqOptions } from './sr-fakes.js';
+import { FakeBackend, FakeXapi, smReq, useHandlerEnv, type ReqOptions } from './sr-fakes.js';
 
-let lockDir: string;
-beforeAll(() => {
-  process.env.FLATSNAP_SMLOG = '/dev/null';
-  lockDir = mkdtempSync(join(tmpdir(), 'flatsnap-live-pause-'));
-  process.env.FLATSNAP_LOCK_DIR = lockDir;
-  // This host has no tapdisk of its own: only the other hosts' are paused here.
-  process.env.FLATSNAP_DATAPATH = 'direct';
-});
-afterAll(() => {
-  rmSync(lockDir, { recursive: true, force: true });
-  delete process.env.FLATSNAP_LOCK_DIR;
-  delete process.env.FLATSNAP_DATAPATH;
-});
+// This host has no tapdisk of its own (the direct datapath): only the other hosts' are paused here.
+useHandlerEnv('live-pause');
 
 const THIS_HOST = 'OpaqueRef:host-1'; // smReq's host_ref: the SR master
 const SLAVE = 'OpaqueRef:host-2';

@@ -13,20 +13,9 @@ import { lookup } from '../../src/sr/registry.js';
 import { staleKeys } from '../../src/sr/reset-vdis.js';
 import { XapiError } from '../../src/xapi/errors.js';
 import { installFakeTapCtl } from '../helpers/fake-tap-ctl.js';
-import { FakeBackend, FakeXapi, SR_REF, SR_UUID, smReq, vdiRecord } from './sr-fakes.js';
+import { FakeBackend, FakeXapi, SR_REF, SR_UUID, smReq, useHandlerEnv, vdiRecord } from './sr-fakes.js';
 
-let lockDir: string;
-beforeAll(() => {
-  process.env.FLATSNAP_SMLOG = '/dev/null';
-  lockDir = mkdtempSync(join(tmpdir(), 'flatsnap-reset-vdis-'));
-  process.env.FLATSNAP_LOCK_DIR = lockDir;
-  process.env.FLATSNAP_DATAPATH = 'direct';
-});
-afterAll(() => {
-  rmSync(lockDir, { recursive: true, force: true });
-  delete process.env.FLATSNAP_LOCK_DIR;
-  delete process.env.FLATSNAP_DATAPATH;
-});
+useHandlerEnv('reset-vdis');
 
 const THIS_HOST = 'OpaqueRef:host-1'; // smReq's host_ref
 const OTHER = 'OpaqueRef:host-2';

@@ -1,7 +1,10 @@
 // In-memory stand-ins for the SR handlers' two collaborators: a Backend that keeps
 // objects in a Map (with ZFS's dependency rules when `dependent`), and the XenAPI
 // calls (XapiPort) over an in-memory VDI table with xapi's errors. Both record every
-// call and can be told to fail a given call.
+// call and can be told to fail a given call. And the environment the handlers run in.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Backend, ProbeResult, SrStats, StoredObject, VdiMeta } from '../../src/backends/backend.js';
 import { SmError } from '../../src/errors.js';
 import { parseSnapshotName, type Capabilities } from '../../src/lineage/index.js';
@@ -15,6 +18,26 @@ import { NULL_REF, XapiDateTime } from '../../src/xapi/wire.js';
 
 export const SR_UUID = '11111111-2222-4333-8444-555555555555';
 export const SR_REF = 'OpaqueRef:sr-1';
+
+/**
+ * For a test file of the SR handlers (call it at the top level): no SMlog, a lock
+ * directory of its own (`flatsnap-<name>-*`), and the direct datapath, so that this
+ * host runs no tapdisk.
+ */
+export function useHandlerEnv(name: string): void {
+  let lockDir: string;
+  beforeAll(() => {
+    process.env.FLATSNAP_SMLOG = '/dev/null';
+    lockDir = mkdtempSync(join(tmpdir(), `flatsnap-${name}-`));
+    process.env.FLATSNAP_LOCK_DIR = lockDir;
+    process.env.FLATSNAP_DATAPATH = 'direct';
+  });
+  afterAll(() => {
+    rmSync(lockDir, { recursive: true, force: true });
+    delete process.env.FLATSNAP_LOCK_DIR;
+    delete process.env.FLATSNAP_DATAPATH;
+  });
+}
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 

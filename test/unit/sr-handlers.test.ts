@@ -1,9 +1,6 @@
 // The SM command handlers against an in-memory backend and an in-memory xapi:
 // what each one writes to storage and to xapi, what it answers, and that a
 // refused or failed call changes nothing.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SmError } from '../../src/errors.js';
 import { ZFS_CAPABILITIES, type Capabilities } from '../../src/lineage/index.js';
 import type { SmCommand } from '../../src/smapi/request.js';
@@ -15,20 +12,9 @@ import { lookup } from '../../src/sr/registry.js';
 import { OC_OBJECT, OC_PARENT, OC_VDI, SM_OBJECT_KEY } from '../../src/sr/xapi-sync.js';
 import { XapiError } from '../../src/xapi/errors.js';
 import { NULL_REF } from '../../src/xapi/wire.js';
-import { FakeBackend, FakeXapi, SR_REF, smReq, vdiRecord, type ReqOptions } from './sr-fakes.js';
+import { FakeBackend, FakeXapi, SR_REF, smReq, useHandlerEnv, vdiRecord, type ReqOptions } from './sr-fakes.js';
 
-let lockDir: string;
-beforeAll(() => {
-  process.env.FLATSNAP_SMLOG = '/dev/null';
-  lockDir = mkdtempSync(join(tmpdir(), 'flatsnap-sr-handlers-'));
-  process.env.FLATSNAP_LOCK_DIR = lockDir;
-  process.env.FLATSNAP_DATAPATH = 'direct';
-});
-afterAll(() => {
-  rmSync(lockDir, { recursive: true, force: true });
-  delete process.env.FLATSNAP_LOCK_DIR;
-  delete process.env.FLATSNAP_DATAPATH;
-});
+useHandlerEnv('sr-handlers');
 
 const T0 = Date.UTC(2026, 10, 25, 1, 0, 0);
 
