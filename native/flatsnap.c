@@ -374,33 +374,26 @@ static napi_value js_fiemap_count(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/*
- * fiemapStats(fd) -> { extents, fragments, shared, bytes, sharedBytes }: walks
- * the whole extent map in batches. `extents` is what FIEMAP reports, `fragments`
- * merges neighbours that are contiguous both logically and physically (XFS
- * splits one physical extent wherever its shared/unshared state changes, so its
- * `extents` overstate fragmentation; `fragments` is the seek count). `shared`
- * counts extents flagged FIEMAP_EXTENT_SHARED (still shared with a reflink
- * copy); bytes are logical lengths of mapped extents.
- */
 #define FIEMAP_BATCH 512
-static napi_value js_fiemap_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  int fd, rc = 0, err = 0;
-  double extents = 0, fragments = 0, shared = 0, bytes = 0, shared_bytes = 0;
-  __u64 log_end = 0, phys_end = 0;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || arg_int(env, argv[0], &fd)) {
-    napi_throw_type_error(env, NULL, "fiemapStats(fd: number)");
-    return NULL;
-  }
+/*
+ * Walks the whole extent map of `fd` in batches (FIEMAP_FLAG_SYNC on the first, so
+ * delayed allocations have their blocks), calling `visit` once per extent in file
+ * order. Returns 0, or the errno of the ioctl, or what `visit` returned (nonzero
+ * stops the walk). `*failed_call` names what failed, for the error message.
+ */
+typedef int (*fiemap_visit)(const struct fiemap_extent *fe, void *ctx);
+static int fiemap_walk(int fd, fiemap_visit visit, void *ctx, const char **failed_call) {
   size_t size = sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
   struct fiemap *fm = malloc(size);
-  if (!fm) return throw_sys(env, "malloc", ENOMEM);
+  if (!fm) {
+    *failed_call = "malloc";
+    return ENOMEM;
+  }
+  int err = 0;
   __u64 start = 0;
   __u32 flags = FIEMAP_FLAG_SYNC;
   for (;;) {
+    int rc;
     memset(fm, 0, size);
     fm->fm_start = start;
     fm->fm_length = FIEMAP_MAX_OFFSET - start;
@@ -411,23 +404,20 @@ static napi_value js_fiemap_stats(napi_env env, napi_callback_info info) {
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) {
       err = errno;
+      *failed_call = "ioctl(FS_IOC_FIEMAP)";
       break;
     }
     flags = 0; /* flushed once is enough */
     if (fm->fm_mapped_extents == 0) break;
     bool last = false;
-    for (__u32 i = 0; i < fm->fm_mapped_extents; i++) {
+    for (__u32 i = 0; i < fm->fm_mapped_extents && !err; i++) {
       const struct fiemap_extent *fe = &fm->fm_extents[i];
-      extents += 1;
-      if (extents == 1 || fe->fe_logical != log_end || fe->fe_physical != phys_end) fragments += 1;
-      log_end = fe->fe_logical + fe->fe_length;
-      phys_end = fe->fe_physical + fe->fe_length;
-      bytes += (double)fe->fe_length;
-      if (fe->fe_flags & FIEMAP_EXTENT_SHARED) {
-        shared += 1;
-        shared_bytes += (double)fe->fe_length;
-      }
+      err = visit(fe, ctx);
       if (fe->fe_flags & FIEMAP_EXTENT_LAST) last = true;
+    }
+    if (err) {
+      *failed_call = "malloc";
+      break;
     }
     const struct fiemap_extent *tail = &fm->fm_extents[fm->fm_mapped_extents - 1];
     __u64 next = tail->fe_logical + tail->fe_length;
@@ -435,11 +425,54 @@ static napi_value js_fiemap_stats(napi_env env, napi_callback_info info) {
     start = next;
   }
   free(fm);
-  if (err) return throw_sys(env, "ioctl(FS_IOC_FIEMAP)", err);
+  return err;
+}
+
+struct fiemap_totals {
+  double extents, fragments, shared, bytes, shared_bytes;
+  __u64 log_end, phys_end;
+};
+
+static int add_to_totals(const struct fiemap_extent *fe, void *ctx) {
+  struct fiemap_totals *t = ctx;
+  t->extents += 1;
+  if (t->extents == 1 || fe->fe_logical != t->log_end || fe->fe_physical != t->phys_end) t->fragments += 1;
+  t->log_end = fe->fe_logical + fe->fe_length;
+  t->phys_end = fe->fe_physical + fe->fe_length;
+  t->bytes += (double)fe->fe_length;
+  if (fe->fe_flags & FIEMAP_EXTENT_SHARED) {
+    t->shared += 1;
+    t->shared_bytes += (double)fe->fe_length;
+  }
+  return 0;
+}
+
+/*
+ * fiemapStats(fd) -> { extents, fragments, shared, bytes, sharedBytes }: walks
+ * the whole extent map in batches. `extents` is what FIEMAP reports, `fragments`
+ * merges neighbours that are contiguous both logically and physically (XFS
+ * splits one physical extent wherever its shared/unshared state changes, so its
+ * `extents` overstate fragmentation; `fragments` is the seek count). `shared`
+ * counts extents flagged FIEMAP_EXTENT_SHARED (still shared with a reflink
+ * copy); bytes are logical lengths of mapped extents.
+ */
+static napi_value js_fiemap_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "fiemapStats(fd: number)");
+    return NULL;
+  }
+  struct fiemap_totals t = {0};
+  const char *failed = NULL;
+  int err = fiemap_walk(fd, add_to_totals, &t, &failed);
+  if (err) return throw_sys(env, failed, err);
   CHECK(env, napi_create_object(env, &result));
-  if (set_number(env, result, "extents", extents) || set_number(env, result, "fragments", fragments) ||
-      set_number(env, result, "shared", shared) ||
-      set_number(env, result, "bytes", bytes) || set_number(env, result, "sharedBytes", shared_bytes)) {
+  if (set_number(env, result, "extents", t.extents) || set_number(env, result, "fragments", t.fragments) ||
+      set_number(env, result, "shared", t.shared) ||
+      set_number(env, result, "bytes", t.bytes) || set_number(env, result, "sharedBytes", t.shared_bytes)) {
     napi_throw_error(env, NULL, "fiemapStats: could not build the result");
     return NULL;
   }
@@ -457,6 +490,30 @@ static int arg_u64(napi_env env, napi_value v, __u64 *out) {
   return 0;
 }
 
+/* The extent map as [logical, physical, length, flags] quadruples, grown as needed. */
+struct fiemap_list {
+  double *out;
+  size_t n, cap;
+};
+
+static int add_to_list(const struct fiemap_extent *fe, void *ctx) {
+  struct fiemap_list *l = ctx;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 1024;
+    double *grown = realloc(l->out, cap * 4 * sizeof(double));
+    if (!grown) return ENOMEM;
+    l->out = grown;
+    l->cap = cap;
+  }
+  double *q = &l->out[l->n * 4];
+  q[0] = (double)fe->fe_logical;
+  q[1] = (double)fe->fe_physical;
+  q[2] = (double)fe->fe_length;
+  q[3] = (double)fe->fe_flags;
+  l->n++;
+  return 0;
+}
+
 /*
  * fiemapMap(fd) -> Float64Array [logical, physical, length, flags] * n: the whole
  * extent map (FIEMAP_FLAG_SYNC first, so delayed allocations have their blocks).
@@ -467,77 +524,28 @@ static int arg_u64(napi_env env, napi_value v, __u64 *out) {
 static napi_value js_fiemap_map(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], buffer, result;
-  int fd, rc = 0, err = 0;
+  int fd;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || arg_int(env, argv[0], &fd)) {
     napi_throw_type_error(env, NULL, "fiemapMap(fd: number)");
     return NULL;
   }
-  size_t size = sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
-  struct fiemap *fm = malloc(size);
-  size_t cap = 1024, n = 0;
-  double *out = malloc(cap * 4 * sizeof(double));
-  if (!fm || !out) {
-    free(fm);
-    free(out);
-    return throw_sys(env, "malloc", ENOMEM);
-  }
-  __u64 start = 0;
-  __u32 flags = FIEMAP_FLAG_SYNC;
-  for (;;) {
-    memset(fm, 0, size);
-    fm->fm_start = start;
-    fm->fm_length = FIEMAP_MAX_OFFSET - start;
-    fm->fm_flags = flags;
-    fm->fm_extent_count = FIEMAP_BATCH;
-    do {
-      rc = ioctl(fd, FS_IOC_FIEMAP, fm);
-    } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-      err = errno;
-      break;
-    }
-    flags = 0;
-    if (fm->fm_mapped_extents == 0) break;
-    bool last = false;
-    for (__u32 i = 0; i < fm->fm_mapped_extents; i++) {
-      const struct fiemap_extent *fe = &fm->fm_extents[i];
-      if (n == cap) {
-        double *grown = realloc(out, cap * 2 * 4 * sizeof(double));
-        if (!grown) {
-          err = ENOMEM;
-          break;
-        }
-        out = grown;
-        cap *= 2;
-      }
-      out[n * 4] = (double)fe->fe_logical;
-      out[n * 4 + 1] = (double)fe->fe_physical;
-      out[n * 4 + 2] = (double)fe->fe_length;
-      out[n * 4 + 3] = (double)fe->fe_flags;
-      n++;
-      if (fe->fe_flags & FIEMAP_EXTENT_LAST) last = true;
-    }
-    if (err) break;
-    const struct fiemap_extent *tail = &fm->fm_extents[fm->fm_mapped_extents - 1];
-    __u64 next = tail->fe_logical + tail->fe_length;
-    if (last || next <= start) break;
-    start = next;
-  }
-  free(fm);
+  struct fiemap_list l = {0};
+  const char *failed = NULL;
+  int err = fiemap_walk(fd, add_to_list, &l, &failed);
   if (err) {
-    free(out);
-    return throw_sys(env, "ioctl(FS_IOC_FIEMAP)", err);
+    free(l.out);
+    return throw_sys(env, failed, err);
   }
   void *data;
-  if (napi_create_arraybuffer(env, n * 4 * sizeof(double), &data, &buffer) != napi_ok) {
-    free(out);
+  if (napi_create_arraybuffer(env, l.n * 4 * sizeof(double), &data, &buffer) != napi_ok) {
+    free(l.out);
     napi_throw_error(env, NULL, "fiemapMap: could not allocate the result");
     return NULL;
   }
-  if (n > 0) memcpy(data, out, n * 4 * sizeof(double));
-  free(out);
-  CHECK(env, napi_create_typedarray(env, napi_float64_array, n * 4, buffer, 0, &result));
+  if (l.n > 0) memcpy(data, l.out, l.n * 4 * sizeof(double));
+  free(l.out);
+  CHECK(env, napi_create_typedarray(env, napi_float64_array, l.n * 4, buffer, 0, &result));
   return result;
 }
 
