@@ -11,7 +11,7 @@ import { openBackend } from '../backends/type-analysis.js';
 import { LineageTree } from '../lineage/index.js';
 import { log } from '../log.js';
 import type { SmRequest } from '../smapi/request.js';
-import type { VdiRecord } from '../xapi/records.js';
+import type { SrRecord, VdiRecord } from '../xapi/records.js';
 import type { SrCalls } from '../xapi/sr.js';
 import type { HostCalls } from '../xapi/host.js';
 import type { VdiCalls } from '../xapi/vdi.js';
@@ -76,6 +76,7 @@ export class SrContext implements CommandContext {
   private xapiValue: XapiPort | undefined;
   private lineagePromise: Promise<Lineage> | undefined;
   private readonly records = new Map<string, Promise<VdiRecord>>();
+  private srRecordPromise: Promise<SrRecord> | undefined;
   readonly now: () => number;
   readonly newUuid: () => string;
 
@@ -107,6 +108,16 @@ export class SrContext implements CommandContext {
   get xapi(): XapiPort {
     this.xapiValue ??= lazyXapi(this.req);
     return this.xapiValue;
+  }
+
+  /**
+   * The SR's row, read once per call: live-pause.ts needs `shared` before the storage
+   * step and updateSrSizes the sizes after it. No other writer changes them in between:
+   * both run under the SR's locks.
+   */
+  srRecord(): Promise<SrRecord> {
+    this.srRecordPromise ??= this.xapi.SR.get_record(this.srRef);
+    return this.srRecordPromise;
   }
 
   get srUuid(): string {

@@ -43,7 +43,7 @@ export async function withVdiPaused<T>(ctx: SrContext, v: { vdi: string; ref: st
   const { selectDatapath } = await import('../datapath/index.js');
   const local = selectDatapath();
   // A ZFS pool is imported on one host at a time: its SRs are never shared (no XenAPI call).
-  const shared = (await ctx.backend()).kind !== 'zfs' && (await ctx.xapi.SR.get_record(ctx.srRef)).shared;
+  const shared = (await ctx.backend()).kind !== 'zfs' && (await ctx.srRecord()).shared;
   if (!shared) return local.quiesce(t, fn);
 
   const xapi = ctx.xapi;

@@ -80,7 +80,7 @@ export async function applyMetaWrites(backend: Backend, objects: Map<string, Sto
  */
 export async function updateSrSizes(ctx: SrContext, lineage?: Lineage): Promise<void> {
   const stats = await (await ctx.backend()).stats();
-  const rec = await ctx.xapi.SR.get_record(ctx.srRef);
+  const rec = await ctx.srRecord();
   let allocation = rec.virtual_allocation;
   if (lineage !== undefined) {
     const now = virtualAllocation(lineage.tree, lineage.objects);
