@@ -4,6 +4,7 @@
 //   device-config:path=/abs/dir         reflink: VDIs are files on OCFS2/XFS/btrfs
 //                  [allow-copy=true]    (full copies where FICLONE is unavailable)
 //                  [relayout=auto|off|N] (background relayout of fragmented images)
+//                  [unshare=on|off]     (live images keep blocks of their own after a snapshot)
 //
 // Exactly one of dataset/path must be given. Every value is checked before any
 // backend sees it, so a bad device_config is refused without touching storage.
@@ -13,13 +14,14 @@ import { SmError } from '../errors.js';
 import { requireAbsolutePath, show } from '../smapi/validate.js';
 import { registerConfigKey } from '../sr/registry.js';
 import type { Backend } from './backend.js';
-import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy } from './reflink/relayout-policy.js';
+import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy, UNSHARE_DEFAULT } from './reflink/relayout-policy.js';
 
 export const CONFIG_KEYS = {
   dataset: 'dataset',
   path: 'path',
   allowCopy: 'allow-copy',
   relayout: 'relayout',
+  unshare: 'unshare',
 } as const;
 
 registerConfigKey(
@@ -40,9 +42,14 @@ registerConfigKey(
   `Reflink backend, optional, default "auto": after a snapshot, a live image with at least ${DEFAULT_RELAYOUT_THRESHOLD} extents is rewritten contiguously in the background, still sharing its blocks with its snapshots (docs/fragmentation.md). A number sets that extent threshold; "off" disables it.`,
 );
 
+registerConfigKey(
+  CONFIG_KEYS.unshare,
+  `Reflink backend, optional, default "${UNSHARE_DEFAULT ? 'on' : 'off'}": "on" moves the snapshots off the live image's blocks after each snapshot, in the background (onto the previous snapshot's equal blocks, the rest onto a copy), so that the guest writes in place instead of copy on write. Costs one more copy of each snapshotted disk in space, and reads the disk twice per snapshot (docs/fragmentation.md).`,
+);
+
 export type BackendConfig =
   | { readonly kind: 'zfs'; readonly dataset: string }
-  | { readonly kind: 'reflink'; readonly path: string; readonly allowCopy: boolean; readonly relayout?: RelayoutPolicy };
+  | { readonly kind: 'reflink'; readonly path: string; readonly allowCopy: boolean; readonly relayout?: RelayoutPolicy; readonly unshare?: boolean };
 
 // A strict subset of ZFS's dataset names (src/backends/zfs/names.ts): components of
 // letters, digits, '_', '.', ':', '-', never starting with '-' or '.'; the pool name
@@ -84,6 +91,14 @@ export function parseRelayout(v: string): RelayoutPolicy {
   throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.relayout} must be "auto", "off" or an extent count (1 to 999999999), got ${show(v)}`);
 }
 
+/** device-config:unshare: "on" or "off" ("auto" or empty: the default). */
+export function parseUnshare(v: string): boolean {
+  if (v === '' || v === 'auto') return UNSHARE_DEFAULT;
+  if (v === 'on' || v === 'true') return true;
+  if (v === 'off' || v === 'false') return false;
+  throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.unshare} must be "on", "off" or "auto", got ${show(v)}`);
+}
+
 /** Which backend `device_config` selects, with its checked parameters. Never touches storage. */
 export function analyseDeviceConfig(dc: Readonly<Record<string, string>>): BackendConfig {
   const dataset = dc[CONFIG_KEYS.dataset];
@@ -96,7 +111,7 @@ export function analyseDeviceConfig(dc: Readonly<Record<string, string>>): Backe
     throw new SmError('ConfigParamsMissing', `device-config needs exactly one of ${keys}`);
   }
   if (dataset !== undefined) {
-    for (const k of [CONFIG_KEYS.allowCopy, CONFIG_KEYS.relayout]) {
+    for (const k of [CONFIG_KEYS.allowCopy, CONFIG_KEYS.relayout, CONFIG_KEYS.unshare]) {
       if (dc[k] !== undefined) throw new SmError('InvalidArg', `device-config:${k} applies to the reflink backend (path=...), not to dataset=...`);
     }
     return { kind: 'zfs', dataset: requireDatasetConfig(dataset) };
@@ -109,11 +124,13 @@ export function analyseDeviceConfig(dc: Readonly<Record<string, string>>): Backe
   }
   if (abs === '/') throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.path} must not be the root directory`);
   const relayout = dc[CONFIG_KEYS.relayout];
+  const unshare = dc[CONFIG_KEYS.unshare];
   return {
     kind: 'reflink',
     path: abs,
     allowCopy: parseAllowCopy(dc[CONFIG_KEYS.allowCopy]),
     ...(relayout !== undefined ? { relayout: parseRelayout(relayout) } : {}),
+    ...(unshare !== undefined ? { unshare: parseUnshare(unshare) } : {}),
   };
 }
 
@@ -126,7 +143,11 @@ export async function backendFor(cfg: BackendConfig): Promise<Backend> {
   switch (cfg.kind) {
     case 'reflink': {
       const { ReflinkBackend } = await import('./reflink/backend.js');
-      return new ReflinkBackend(cfg.path, { allowCopy: cfg.allowCopy, ...(cfg.relayout ? { relayout: cfg.relayout } : {}) });
+      return new ReflinkBackend(cfg.path, {
+        allowCopy: cfg.allowCopy,
+        ...(cfg.relayout ? { relayout: cfg.relayout } : {}),
+        ...(cfg.unshare !== undefined ? { unshare: cfg.unshare } : {}),
+      });
     }
     case 'zfs': {
       const { ZfsBackend } = await import('./zfs/backend.js');

@@ -77,7 +77,7 @@ ${SR}
   --no-health           skip the per-object extent counts (FIEMAP)
 ${XAPI}
 ${OUT}`,
-  relayout: `usage: flatsnap relayout --path DIR (--vdi UUID | --all [--min-extents N]) [--json]
+  relayout: `usage: flatsnap relayout --path DIR (--vdi UUID | --all [--min-extents N]) [--unshare [--no-relayout]] [--json]
        flatsnap relayout --all-srs [--host UUID] [--min-extents N] [--xapi URL|local ...] [--json]
 
 Rewrites the fragmented parts of a reflink VDI's image into contiguous blocks and
@@ -93,6 +93,11 @@ snapshot finds the disk contiguous. Needs no SR lock; one relayout per VDI at a 
   --all                 every disk (live VDI) with at least --min-extents extents
   --min-extents N       default ${DEFAULT_RELAYOUT_THRESHOLD}, as the driver's default threshold
                         (with --all-srs: each SR's device-config:relayout)
+  --unshare             first move the snapshots off the live image's blocks, so that
+                        the guest writes in place (what the driver does after each
+                        snapshot with device-config:unshare=on, the default); with
+                        --all, also every disk that still shares blocks
+  --no-relayout         with --unshare: only that (device-config:relayout=off)
   --all-srs             --all on every flatsnap reflink SR plugged on this host (asks
                         xapi for this host's PBDs), except those with relayout=off; a
                         shared SR only on the pool master. What the cron job

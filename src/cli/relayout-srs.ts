@@ -11,7 +11,7 @@
 // Before touching a directory its SR marker must name the SR (a path whose filesystem is
 // not mounted is skipped, not relayouted).
 import { readFileSync } from 'node:fs';
-import { RELAYOUT_DEFAULT } from '../backends/reflink/relayout-policy.js';
+import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, UNSHARE_DEFAULT } from '../backends/reflink/relayout-policy.js';
 import type { RelayoutResult } from '../backends/reflink/relayout.js';
 import { analyseDeviceConfig } from '../backends/type-analysis.js';
 import { log } from '../log.js';
@@ -42,6 +42,10 @@ export interface SrTarget {
   path: string;
   /** Runs at which a live disk is relayouted: --min-extents, else the SR's device-config:relayout. */
   threshold: number;
+  /** device-config:unshare: also move the snapshots off the live images still sharing blocks. */
+  unshare: boolean;
+  /** false when device-config:relayout is off (the SR is there for its unshare only). */
+  rewrite: boolean;
 }
 
 export interface SrSkipped {
@@ -79,9 +83,17 @@ export function selectSrs(
     }
     if (cfg.kind !== 'reflink') continue;
     const policy = cfg.relayout ?? RELAYOUT_DEFAULT;
-    if (!policy.enabled) skipped.push({ ...base, path: cfg.path, skipped: 'device-config:relayout is off' });
+    const unshare = cfg.unshare ?? UNSHARE_DEFAULT;
+    if (!policy.enabled && !unshare) skipped.push({ ...base, path: cfg.path, skipped: 'device-config:relayout and unshare are off' });
     else if (sr.shared && hostRef !== poolMaster) skipped.push({ ...base, path: cfg.path, skipped: 'a shared SR: its SR master (the pool master) relayouts it' });
-    else targets.push({ ...base, path: cfg.path, threshold: minExtents ?? policy.threshold });
+    else
+      targets.push({
+        ...base,
+        path: cfg.path,
+        threshold: minExtents ?? (policy.enabled ? policy.threshold : DEFAULT_RELAYOUT_THRESHOLD),
+        unshare,
+        rewrite: policy.enabled,
+      });
   }
   const bySr = (a: { sr: string }, b: { sr: string }): number => (a.sr < b.sr ? -1 : a.sr > b.sr ? 1 : 0);
   return { targets: targets.sort(bySr), skipped: skipped.sort(bySr) };
@@ -128,7 +140,7 @@ export async function relayoutAllSrsCommand(a: AllSrsArgs, io: Io, timer: Timer)
         continue;
       }
       try {
-        const results = await relayoutLiveDisks(t.path, t.threshold);
+        const results = await relayoutLiveDisks(t.path, t.threshold, { unshare: t.unshare, rewrite: t.rewrite });
         log().info(`flatsnap: relayout --all-srs: SR ${t.sr} (${t.path}): ${results.length} disk(s) with ${t.threshold} runs or more relayouted`);
         outcomes.push({ ...t, results });
       } catch (e) {
@@ -147,7 +159,8 @@ export async function relayoutAllSrsCommand(a: AllSrsArgs, io: Io, timer: Timer)
       if ('skipped' in o) io.out(`${head}: skipped: ${o.skipped}`);
       else if ('error' in o) io.out(`${head}: FAILED: ${o.error}`);
       else {
-        io.out(`${head}: ${o.results.length === 0 ? `no disk with ${o.threshold} runs or more` : `${o.results.length} disk(s) with ${o.threshold} runs or more`}`);
+        const what = o.rewrite ? `${o.threshold} runs or more${o.unshare ? ' or shared blocks' : ''}` : 'shared blocks';
+        io.out(`${head}: ${o.results.length === 0 ? `no disk with ${what}` : `${o.results.length} disk(s) with ${what}`}`);
         for (const r of o.results) io.out(`  ${describe(r)}`);
       }
     }

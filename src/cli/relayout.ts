@@ -4,7 +4,7 @@
 // on every flatsnap reflink SR plugged on this host (relayout-srs.ts: the cron job
 // install.sh sets up). Exit status 0 when it ran or had nothing to do.
 import type { ReflinkBackend } from '../backends/reflink/backend.js';
-import type { RelayoutResult } from '../backends/reflink/relayout.js';
+import type { RelayoutOptions, RelayoutResult } from '../backends/reflink/relayout.js';
 import { DEFAULT_RELAYOUT_THRESHOLD } from '../backends/reflink/relayout-policy.js';
 import { log } from '../log.js';
 import type { Invocation } from './args.js';
@@ -13,8 +13,23 @@ import { CommandError, openBackend } from './storage.js';
 
 type RelayoutArgs = Extract<Invocation, { cmd: 'relayout' }>;
 
+function describeUnshare(r: RelayoutResult): string {
+  const u = r.unshare;
+  if (u === undefined) return '';
+  return (
+    `; unshared: ${formatBytes(u.shared_bytes_before)} -> ${formatBytes(u.shared_bytes_after)} of the live image shared, ` +
+    `${u.holders_moved} of ${u.holders} snapshots moved off it (${formatBytes(u.bytes_to_donor)} onto the previous snapshot's blocks, ${formatBytes(u.bytes_copied)} copied)` +
+    (u.stopped !== undefined ? `, stopped: ${u.stopped}` : '')
+  );
+}
+
 export function describe(r: RelayoutResult): string {
+  return describeRelayout(r) + describeUnshare(r);
+}
+
+function describeRelayout(r: RelayoutResult): string {
   if (r.skipped !== undefined) return `VDI ${r.vdi}: nothing done: ${r.skipped} (${r.extents_before} extents)`;
+  if (r.relayout_skipped !== undefined && r.compact_bytes === 0) return `VDI ${r.vdi}: not rewritten: ${r.relayout_skipped} (${r.extents_before} extents)`;
   return (
     `VDI ${r.vdi}: ${r.extents_before} -> ${r.extents_after} extents; ${r.windows_selected} of ${r.windows} windows rewritten ` +
     `(${formatBytes(r.bytes_copied)} copied${r.windows_changed > 0 ? `, ${r.windows_changed} written by the guest meanwhile` : ''}); ` +
@@ -23,23 +38,28 @@ export function describe(r: RelayoutResult): string {
 }
 
 /** One VDI's relayout; a failure is also logged (usually started in the background with no terminal: SMlog is where it is seen). */
-export async function relayoutLogged(dir: string, vdi: string): Promise<RelayoutResult> {
+export async function relayoutLogged(dir: string, vdi: string, opts: RelayoutOptions = {}): Promise<RelayoutResult> {
   const { relayoutVdi } = await import('../backends/reflink/relayout.js');
-  return relayoutVdi(dir, vdi).catch((e: unknown) => {
+  return relayoutVdi(dir, vdi, opts).catch((e: unknown) => {
     log().error(`flatsnap: relayout of VDI ${vdi} failed: ${e instanceof Error ? e.message : String(e)}`);
     throw e;
   });
 }
 
-/** The relayout of every live disk of the SR in `dir` with at least `min` physically contiguous runs, one after the other. */
-export async function relayoutLiveDisks(dir: string, min: number): Promise<RelayoutResult[]> {
+/**
+ * The relayout of every live disk of the SR in `dir` with at least `min` physically
+ * contiguous runs (with `unshare`, also of every one still sharing blocks), one after the other.
+ */
+export async function relayoutLiveDisks(dir: string, min: number, opts: Pick<RelayoutOptions, 'unshare' | 'rewrite'> = {}): Promise<RelayoutResult[]> {
   const { listVdis } = await import('../backends/reflink/listing.js');
   const { extentStats } = await import('../backends/reflink/volume.js');
   const live = (await listVdis(dir)).vdis.filter((e) => e.record?.kind === 'volume' && e.record.vdi !== undefined && !e.record.deleted && !e.hidden);
   const results: RelayoutResult[] = [];
   for (const e of live) {
-    const runs = await extentStats(e.path).then((st) => st.fragments, () => 0);
-    if (runs >= min) results.push(await relayoutLogged(dir, e.record!.vdi!));
+    const st = await extentStats(e.path).catch(() => undefined);
+    if (st === undefined) continue;
+    const due = (opts.rewrite !== false && st.fragments >= min) || (opts.unshare === true && st.shared > 0);
+    if (due) results.push(await relayoutLogged(dir, e.record!.vdi!, opts));
   }
   return results;
 }
@@ -55,10 +75,10 @@ export async function relayoutCommand(a: RelayoutArgs, io: Io, timer: Timer): Pr
   let results: RelayoutResult[];
   if (a.vdi !== undefined) {
     const vdi = a.vdi;
-    results = [await timer.time('relayout', () => relayoutLogged(dir, vdi))];
+    results = [await timer.time('relayout', () => relayoutLogged(dir, vdi, { unshare: a.unshare, rewrite: a.rewrite }))];
   } else {
     const min = a.minExtents ?? DEFAULT_RELAYOUT_THRESHOLD;
-    results = await timer.time('relayout', () => relayoutLiveDisks(dir, min));
+    results = await timer.time('relayout', () => relayoutLiveDisks(dir, min, { unshare: a.unshare, rewrite: a.rewrite }));
   }
   if (a.json) printJson(io, a.vdi !== undefined ? results[0] : results);
   else if (results.length === 0) io.out('no VDI to relayout');

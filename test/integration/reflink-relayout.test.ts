@@ -79,7 +79,7 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     fs = await createLoopFs('xfs', { sizeMiB: 1536, mkfsArgs: ['-b', 'size=2048'] });
     dir = join(fs.mountpoint, 'sr');
     await mkdir(dir);
-    b = new ReflinkBackend(dir, { relayout: { enabled: false } });
+    b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: false });
     await b.createSr(randomUUID());
   });
   afterAll(async () => {
@@ -263,7 +263,7 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     try {
       expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: false })).toBe('off');
       expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: true, threshold: n + 1 })).toBe('below');
-      const withTrigger = new ReflinkBackend(dir, { relayout: { enabled: true, threshold: n } });
+      const withTrigger = new ReflinkBackend(dir, { relayout: { enabled: true, threshold: n }, unshare: false });
       const sid = randomUUID();
       const t = tick();
       await withTrigger.snapshot(sid, v, formatSnapshotName(t, sid), 'snapshot', snapshotMeta(v.id, t));
@@ -353,7 +353,10 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     expect(p1.bytes).toBe(p0.bytes);
     // At most 8 runs, as before, plus the runs of any window left below the threshold.
     expect(p1.runs).toBeLessThanOrEqual(8 + (p0.runs - r.compact_runs_before));
-    expect(r.pinned_runs_after).toBe(p1.runs);
+    // The run's own count is an estimate (runs before, minus those moved, plus the copy's):
+    // where the copy lands right next to a pinned run left in place the two are one.
+    expect(r.pinned_runs_after).toBeGreaterThanOrEqual(p1.runs);
+    expect(r.pinned_runs_after).toBeLessThanOrEqual(p1.runs + 2);
     expect(await temps()).toEqual([]);
     await syncFs(dir);
     expect(usedBytes(dir) - used).toBeLessThan(2 * MiB);

@@ -54,11 +54,13 @@ describeLoopFs('flatsnap relayout --all-srs (xapi: the simulator; storage: real 
     for (const k of Object.keys(srs) as Array<keyof typeof srs>) {
       const dir = join(fs.mountpoint, k);
       await mkdir(dir);
-      const sr = await c.callAsync<string>('SR.create', hostRef, { path: dir, relayout: relayout[k] }, '0', `sr ${k}`, '', 'flatsnap', 'user', false, {});
+      // "off" has unshare=on: the cron then only unshares its disks.
+      const dc = { path: dir, relayout: relayout[k], ...(k === 'off' ? { unshare: 'on' } : {}) };
+      const sr = await c.callAsync<string>('SR.create', hostRef, dc, '0', `sr ${k}`, '', 'flatsnap', 'user', false, {});
       srs[k] = { uuid: await c.call<string>('SR.get_uuid', sr), dir };
       if (k === 'gone') continue;
       // Fragmented on storage directly (no snapshot through xapi: its background relayout would run).
-      const b = new ReflinkBackend(dir, { relayout: { enabled: false } });
+      const b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: false });
       srs[k].disk = (await fragmentedDisk(b, { size: 32 * MiB, cycles: 1, share: 0.25, rnd: prng(3), tick: () => ++clock })).v;
     }
     // Not a flatsnap SR: never looked at (the simulator's file SR needs no plugin to be introduced).
@@ -89,7 +91,7 @@ describeLoopFs('flatsnap relayout --all-srs (xapi: the simulator; storage: real 
   const fragments = async (k: 'on' | 'off' | 'high'): Promise<number> =>
     Number((await new ReflinkBackend(srs[k].dir).health(srs[k].disk!)).fragments);
 
-  test('relayouts the disks of each plugged flatsnap reflink SR over its own threshold; skips relayout=off and a directory without its marker', async () => {
+  test('relayouts the disks of each plugged flatsnap reflink SR over its own threshold; only unshares with relayout=off; skips a directory without its marker', async () => {
     const before = { on: await fragments('on'), off: await fragments('off'), high: await fragments('high') };
     for (const n of Object.values(before)) expect(n).toBeGreaterThan(100);
     const hashes = { on: await hashOf(srs.on.disk!.handle), off: await hashOf(srs.off.disk!.handle) };
@@ -100,20 +102,29 @@ describeLoopFs('flatsnap relayout --all-srs (xapi: the simulator; storage: real 
     const bySr = new Map(doc.map((o) => [o.sr as string, o]));
     expect(doc).toHaveLength(4);
     expect(bySr.get(srs.on.uuid)).toMatchObject({ name_label: 'sr on', path: srs.on.dir, threshold: 100, results: [{ vdi: srs.on.disk!.id, extents_before: before.on }] });
-    expect(bySr.get(srs.off.uuid)).toEqual({ sr: srs.off.uuid, name_label: 'sr off', path: srs.off.dir, skipped: 'device-config:relayout is off' });
+    // relayout=off with unshare on: not rewritten, but no longer sharing its blocks.
+    expect(bySr.get(srs.off.uuid)).toMatchObject({
+      name_label: 'sr off',
+      path: srs.off.dir,
+      unshare: true,
+      rewrite: false,
+      // Both snapshots share the live image's blocks and neither can donate: the live image moves.
+      results: [{ vdi: srs.off.disk!.id, relayout_skipped: 'device-config:relayout is off', unshare: { shared_bytes_after: 0, holders: 2, holders_moved: 0 } }],
+    });
     expect(bySr.get(srs.high.uuid)).toMatchObject({ path: srs.high.dir, threshold: 100000, results: [] });
     expect(bySr.get(srs.gone.uuid)).toMatchObject({ path: srs.gone.dir, skipped: expect.stringMatching(/holds no flatsnap SR marker \(not mounted\?\)/) });
 
     expect(await fragments('on')).toBeLessThanOrEqual(4);
     expect(await hashOf(srs.on.disk!.handle)).toBe(hashes.on);
-    expect(await fragments('off')).toBe(before.off);
+    // Not relayouted, but moved onto a fresh copy of itself by the unshare: contiguous too.
+    expect(await fragments('off')).toBeLessThanOrEqual(4);
     expect(await hashOf(srs.off.disk!.handle)).toBe(hashes.off);
     expect(await fragments('high')).toBe(before.high);
 
     // The people's output, and --min-extents over every SR's own threshold.
     const human = await relayoutAllSrs('--host', host, '--min-extents', '50');
     expect(human.code).toBe(0);
-    expect(human.out).toContain(`SR ${srs.off.uuid} "sr off" (${srs.off.dir}): skipped: device-config:relayout is off`);
+    expect(human.out).toContain(`SR ${srs.off.uuid} "sr off" (${srs.off.dir}): no disk`);
     expect(human.out).toContain(`SR ${srs.on.uuid} "sr on" (${srs.on.dir}): no disk with 50 runs or more`);
     expect(human.out).toMatch(new RegExp(`SR ${srs.high.uuid} "sr high" \\(${srs.high.dir}\\): 1 disk\\(s\\) with 50 runs or more\\n  VDI ${srs.high.disk!.id}: \\d+ -> \\d+ extents`));
     expect(await fragments('high')).toBeLessThanOrEqual(4);

@@ -62,6 +62,7 @@ describe('which SRs', () => {
     ['SR:ocfs2', sr('ocfs2', 'flatsnap', true)],
     ['SR:bad', sr('bad', 'flatsnap')],
     ['SR:unplugged', sr('unplugged', 'flatsnap')],
+    ['SR:u', sr('u', 'flatsnap')],
   ]);
   const pbd = (host: string, SR: string, device_config: Record<string, string>, currently_attached = true) => ({ host, SR, device_config, currently_attached });
   const pbds = new Map([
@@ -75,16 +76,19 @@ describe('which SRs', () => {
     ['PBD:8', pbd('H:me', 'SR:bad', { path: 'relative' })],
     ['PBD:9', pbd('H:me', 'SR:unplugged', { path: '/srv/u' }, false)],
     ['PBD:10', pbd('H:other', 'SR:a', { path: '/srv/a-there' })],
+    ['PBD:11', pbd('H:me', 'SR:u', { path: '/srv/u2', relayout: 'off', unshare: 'on' })],
   ]);
 
   test('on a pool member: its own plugged reflink SRs, each with its threshold; relayout=off, shared and refused ones skipped', () => {
     const r = selectSrs('H:me', 'H:other', pbds, srs, undefined);
     expect(r.targets).toEqual([
-      { sr: 'a', name_label: 'sr a', path: '/srv/a', threshold: 2048 },
-      { sr: 'c', name_label: 'sr c', path: '/srv/c', threshold: 500 },
+      { sr: 'a', name_label: 'sr a', path: '/srv/a', threshold: 2048, unshare: false, rewrite: true },
+      { sr: 'c', name_label: 'sr c', path: '/srv/c', threshold: 500, unshare: false, rewrite: true },
+      // relayout=off with unshare=on: only the unshare.
+      { sr: 'u', name_label: 'sr u', path: '/srv/u2', threshold: 2048, unshare: true, rewrite: false },
     ]);
     expect(r.skipped).toEqual([
-      { sr: 'b', name_label: 'sr b', path: '/srv/b', skipped: 'device-config:relayout is off' },
+      { sr: 'b', name_label: 'sr b', path: '/srv/b', skipped: 'device-config:relayout and unshare are off' },
       { sr: 'bad', name_label: 'sr bad', skipped: expect.stringMatching(/device-config refused: .*relative/) },
       { sr: 'ocfs2', name_label: 'sr ocfs2', path: '/srv/ocfs2', skipped: 'a shared SR: its SR master (the pool master) relayouts it' },
     ]);
@@ -96,13 +100,14 @@ describe('which SRs', () => {
       ['a', 100],
       ['c', 100],
       ['ocfs2', 100],
+      ['u', 100],
     ]);
     expect(r.skipped.map((s) => s.sr)).toEqual(['b', 'bad']);
   });
 
   test('the other host sees its own PBD of SR a, path and all', () => {
     const r = selectSrs('H:other', 'H:me', pbds, srs, undefined);
-    expect(r.targets).toEqual([{ sr: 'a', name_label: 'sr a', path: '/srv/a-there', threshold: 2048 }]);
+    expect(r.targets).toEqual([{ sr: 'a', name_label: 'sr a', path: '/srv/a-there', threshold: 2048, unshare: false, rewrite: true }]);
     expect(r.skipped.map((s) => s.sr)).toEqual(['ocfs2']);
   });
 });

@@ -27,7 +27,7 @@ import { attachSr, createSr, deleteSr, probeSr, removeLeftovers, srStats } from 
 import { metaProblem, readRecord, removeRecord, writeRecord, type ObjectRecord } from './sidecar.js';
 import { type AfterStep, completeSwap, readIntent, swapFiles } from './swap.js';
 import { extentStats, growFile } from './volume.js';
-import { RELAYOUT_DEFAULT, type RelayoutPolicy } from './relayout-policy.js';
+import { RELAYOUT_DEFAULT, type RelayoutPolicy, UNSHARE_DEFAULT } from './relayout-policy.js';
 import { relayoutAfterSnapshot } from './relayout-trigger.js';
 
 export interface ReflinkBackendOptions {
@@ -37,6 +37,8 @@ export interface ReflinkBackendOptions {
   afterSwapStep?: AfterStep;
   /** Background relayout of fragmented live images after snapshots (relayout-trigger.ts); default on. */
   relayout?: RelayoutPolicy;
+  /** Move snapshots off the live image's blocks after each snapshot (unshare.ts); default UNSHARE_DEFAULT. */
+  unshare?: boolean;
 }
 
 /** Leftovers younger than this may be another host's work in progress (shared OCFS2). */
@@ -82,6 +84,7 @@ export class ReflinkBackend implements Backend {
   private readonly allowCopy: boolean;
   private readonly afterSwapStep: AfterStep | undefined;
   readonly relayout: RelayoutPolicy;
+  readonly unshare: boolean;
   /** Whether FICLONE works here; decided by createSr/attachSr, or on the first copy. */
   private reflinkWorks: boolean | undefined;
   /** No interrupted swap is left in the directory (see settle()). */
@@ -95,6 +98,7 @@ export class ReflinkBackend implements Backend {
     this.allowCopy = opts.allowCopy ?? false;
     this.afterSwapStep = opts.afterSwapStep;
     this.relayout = opts.relayout ?? RELAYOUT_DEFAULT;
+    this.unshare = opts.unshare ?? UNSHARE_DEFAULT;
   }
 
   describe(): string {
@@ -311,7 +315,7 @@ export class ReflinkBackend implements Backend {
       copyImage(src.path, tmp, { fullCopy: full, fail: 'VDISnapshot' }),
     );
     if (!full && src.record.kind === 'volume' && src.record.vdi !== undefined && !src.record.deleted)
-      await relayoutAfterSnapshot(this.dir, src.record.vdi, src.path, this.relayout);
+      await relayoutAfterSnapshot(this.dir, src.record.vdi, src.path, this.relayout, this.unshare);
     return made;
   }
 

@@ -10,6 +10,8 @@
 //
 // device-config:relayout (type-analysis.ts): "auto" (default) relayouts at
 // DEFAULT_RELAYOUT_THRESHOLD extents, a number sets the threshold, "off" disables it.
+// device-config:unshare (unshare.ts): after every snapshot, whatever the extent count,
+// the same background run first moves the snapshots off the live image's blocks.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -36,22 +38,24 @@ export type TriggerOutcome = 'off' | 'below' | 'started' | 'no-command';
  * After a snapshot of VDI `vdi` (image `image` in SR directory `dir`): starts a background
  * relayout if the policy says so. Never throws: a failure here must not fail the snapshot.
  */
-export async function relayoutAfterSnapshot(dir: string, vdi: string, image: string, policy: RelayoutPolicy): Promise<TriggerOutcome> {
-  if (!policy.enabled) return 'off';
+export async function relayoutAfterSnapshot(dir: string, vdi: string, image: string, policy: RelayoutPolicy, unshare = false): Promise<TriggerOutcome> {
+  if (!policy.enabled && !unshare) return 'off';
   try {
     // Physically contiguous runs, not FIEMAP's extents (XFS also splits those where sharing
     // changes): the runs are what a clone walks one by one, and what a relayout can merge.
     const extents = (await extentStats(image)).fragments;
-    if (extents < policy.threshold) return 'below';
+    if (!unshare && policy.enabled && extents < policy.threshold) return 'below';
     const cli = cliCandidates().find((p) => existsSync(p));
     if (cli === undefined) {
       log().warn(`flatsnap: VDI ${vdi} has ${extents} extents, but the flatsnap command to relayout it is missing (looked in ${cliCandidates().join(', ')})`);
       return 'no-command';
     }
-    const child = spawn(cli, ['relayout', '--path', dir, '--vdi', vdi], { detached: true, stdio: 'ignore', env: process.env });
+    const args = ['relayout', '--path', dir, '--vdi', vdi, ...(unshare ? ['--unshare'] : []), ...(unshare && !policy.enabled ? ['--no-relayout'] : [])];
+    const child = spawn(cli, args, { detached: true, stdio: 'ignore', env: process.env });
     child.on('error', (e) => log().warn(`flatsnap: could not start the relayout of VDI ${vdi}: ${e.message}`));
     child.unref();
-    log().info(`flatsnap: VDI ${vdi} has ${extents} extents (threshold ${policy.threshold}): relayout started in the background (pid ${child.pid ?? '?'})`);
+    const why = unshare ? 'unshare' : `threshold ${policy.enabled ? policy.threshold : 'off'}`;
+    log().info(`flatsnap: VDI ${vdi} has ${extents} extents (${why}): relayout started in the background (pid ${child.pid ?? '?'})`);
     return 'started';
   } catch (e) {
     log().warn(`flatsnap: relayout check of VDI ${vdi} failed: ${e instanceof Error ? e.message : String(e)}`);

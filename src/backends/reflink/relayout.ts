@@ -46,12 +46,14 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { SmError } from '../../errors.js';
 import { log } from '../../log.js';
 import { discard } from './atomic.js';
-import { type Extent, type Range, alignRanges, dataRanges, extentsFrom, intersect, planRelayout, sameBlocks, windows } from './extent-map.js';
+import { type Range, alignRanges, dataRanges, intersect, planRelayout, sameBlocks, windows } from './extent-map.js';
 import { identifyFs } from './fsinfo.js';
 import { listVdis, type VdiEntry } from './listing.js';
 import { objectName, swapPath, tempPath } from './names.js';
 import { type CompactResult, type CompactStep, compactPinned, emptyCompactResult } from './relayout-compact.js';
+import { copyRanges, dedupeAll, mapOf } from './remap.js';
 import { errnoCode, sys } from './sys.js';
+import { type UnshareResult, type UnshareStep, unshareLive } from './unshare.js';
 
 /** Windows the image is cut into: the unit of copying, of dedupe and of a retry. */
 export const RELAYOUT_WINDOW = 16 * 1024 * 1024;
@@ -63,13 +65,17 @@ const FREE_MARGIN = 256 * 1024 * 1024;
 const FREE_MARGIN_SHARE = 0.05;
 const COPY_CHUNK = 4 * 1024 * 1024;
 
-export type RelayoutStep = 'copied' | 'live-window' | 'family-object' | CompactStep;
+export type RelayoutStep = 'copied' | 'live-window' | 'family-object' | CompactStep | UnshareStep;
 
 export interface RelayoutOptions {
   window?: number;
   minWindowExtents?: number;
   /** false: no compaction of the pinned blocks (step 7); or its settings (relayout-compact.ts). */
   compact?: false | { window?: number; minRuns?: number; maxBytes?: number; batchBytes?: number };
+  /** First move the snapshots off the live image's blocks (unshare.ts): device-config:unshare. */
+  unshare?: boolean;
+  /** false: no rewrite of the image nor compaction (device-config:relayout=off with unshare on). */
+  rewrite?: boolean;
   /** Test hook: called after each step; a throw there simulates a crash at that point. */
   afterStep?: (step: RelayoutStep) => void | Promise<void>;
 }
@@ -78,8 +84,10 @@ export interface RelayoutResult extends CompactResult {
   vdi: string;
   /** Why nothing was done, when nothing was. */
   skipped?: string;
-  /** Why the image itself was not rewritten, when the compaction alone ran. */
+  /** Why the image itself was not rewritten, when the compaction or the unshare alone ran. */
   relayout_skipped?: string;
+  /** What the unshare did, when asked for. */
+  unshare?: UnshareResult;
   extents_before: number;
   extents_after: number;
   windows: number;
@@ -96,10 +104,6 @@ export interface RelayoutResult extends CompactResult {
   family_objects_remapped: number;
   bytes_remapped: number;
   ms: number;
-}
-
-function mapOf(fd: number): Extent[] {
-  return extentsFrom(sys().fiemapMap(fd));
 }
 
 /** The objects connected to `live` through parent links (not live itself): what can share its blocks. */
@@ -142,42 +146,6 @@ export function familyOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
 /** The other VDIs' disks connected to `live`: they may share blocks with its family, and are never written here. */
 export function writableRelativesOf(live: VdiEntry, all: readonly VdiEntry[]): VdiEntry[] {
   return relativesOf(live, all).filter(writable);
-}
-
-async function copyRanges(src: FileHandle, dst: FileHandle, ranges: readonly Range[], buf: Buffer): Promise<number> {
-  let bytes = 0;
-  for (const r of ranges) {
-    for (let pos = r.start; pos < r.end; ) {
-      const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, r.end - pos), pos);
-      if (bytesRead === 0) break; // the image shrank under us: the dedupe will not match
-      await dst.write(buf, 0, bytesRead, pos);
-      pos += bytesRead;
-      bytes += bytesRead;
-    }
-  }
-  return bytes;
-}
-
-/** FIDEDUPERANGE of [start, end) from T into live; false when the bytes differ somewhere. */
-function dedupeWindow(t: number, live: number, w: Range): { same: boolean; bytes: number } {
-  const n = sys();
-  let bytes = 0;
-  for (let pos = w.start; pos < w.end; ) {
-    let r: { same: boolean; bytes: number };
-    try {
-      r = n.dedupeRange(t, pos, w.end - pos, live, pos);
-    } catch (e) {
-      // EINVAL: the image's size changed under us (a resize), so the window's unaligned
-      // tail no longer ends at its end of file; the window simply stays as it was.
-      if (errnoCode(e) === 'EINVAL') return { same: false, bytes };
-      throw e;
-    }
-    if (!r.same) return { same: false, bytes };
-    if (r.bytes <= 0) return { same: false, bytes }; // nothing done: treat as changed
-    bytes += r.bytes;
-    pos += r.bytes;
-  }
-  return { same: true, bytes };
 }
 
 /**
@@ -228,9 +196,16 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
     if (!n.flock(lf.fd, true, false)) return done('another relayout of this VDI is running');
     const fs = identifyFs(dir);
     const margin = Math.min(FREE_MARGIN, Math.round(fs.totalBytes * FREE_MARGIN_SHARE));
-    const notDone = await relayoutWindows(dir, vdi, lf, family, { window, minExtents, margin, blockSize: fs.blockSize, afterStep: opts.afterStep }, result);
+    // The unshare first: once live shares nothing, the relayout below moves no snapshot
+    // back onto live's blocks (its step 5 finds no block shared with them).
+    if (opts.rewrite === false) result.extents_before = result.extents_after = n.fiemapCount(lf.fd);
+    if (opts.unshare) result.unshare = await unshareLive(dir, lf, family, writableRelativesOf(live, listing.vdis), { blockSize: fs.blockSize, margin, afterStep: opts.afterStep });
+    const notDone =
+      opts.rewrite === false
+        ? 'device-config:relayout is off'
+        : await relayoutWindows(dir, vdi, lf, family, { window, minExtents, margin, blockSize: fs.blockSize, afterStep: opts.afterStep }, result);
     // 7. Also when the image needed no rewrite: a previous run may have stopped before it.
-    if (opts.compact !== false) {
+    if (opts.compact !== false && opts.rewrite !== false) {
       const c = await compactPinned(
         dir,
         family.map((f) => f.path),
@@ -240,7 +215,8 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
       Object.assign(result, c);
     }
     if (notDone !== undefined) {
-      if (result.compact_bytes === 0) return done(notDone);
+      const unshared = (result.unshare?.bytes_to_donor ?? 0) + (result.unshare?.bytes_copied ?? 0) > 0;
+      if (result.compact_bytes === 0 && !unshared) return done(notDone);
       result.relayout_skipped = notDone;
     }
     return done();
@@ -258,9 +234,19 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
           `compacted ${result.compact_bytes} bytes of pinned blocks (${result.compact_runs_before} -> ${result.compact_runs_after} runs; ` +
           `${result.compact_windows_selected}/${result.compact_windows} windows; pinned ${result.pinned_bytes} bytes, ${result.pinned_runs_before} -> ${result.pinned_runs_after} runs) ` +
           `into ${result.compact_objects_remapped} objects in ${result.compact_ms} ms` +
-          (result.compact_stopped !== undefined ? ` (stopped: ${result.compact_stopped})` : ''),
+          (result.compact_stopped !== undefined ? ` (stopped: ${result.compact_stopped})` : '') +
+          unshareText(result.unshare),
       );
   }
+}
+
+function unshareText(u: UnshareResult | undefined): string {
+  if (u === undefined) return '';
+  return (
+    `; unshared the live image: ${u.shared_bytes_before} -> ${u.shared_bytes_after} shared bytes, ${u.holders_moved}/${u.holders} holders moved, ` +
+    `${u.bytes_to_donor} bytes onto the previous snapshot's blocks, ${u.bytes_copied} bytes copied in ${u.ms} ms` +
+    (u.stopped !== undefined ? ` (stopped: ${u.stopped})` : '')
+  );
 }
 
 interface WindowsContext {
@@ -334,7 +320,7 @@ async function relayoutWindows(dir: string, vdi: string, lf: FileHandle, family:
     // try, and its family is then left alone), then the family; an interruption leaves at
     // most one window's old blocks pinned by the snapshots not yet moved.
     for (const w of better) {
-      let r = dedupeWindow(tf.fd, lf.fd, w);
+      let r = dedupeAll(tf.fd, lf.fd, w);
       let changed = false;
       if (!r.same) {
         changed = true;
@@ -342,7 +328,7 @@ async function relayoutWindows(dir: string, vdi: string, lf: FileHandle, family:
         const fresh = mapOf(lf.fd);
         result.bytes_copied += await copyRanges(lf, tf, dataRanges(fresh, w), buf);
         await tf.sync();
-        r = dedupeWindow(tf.fd, lf.fd, w);
+        r = dedupeAll(tf.fd, lf.fd, w);
         if (!r.same) result.windows_left++;
       }
       result.bytes_deduped += r.bytes;
