@@ -5,6 +5,7 @@
 // same, a second snapshot costs only what the guest wrote, another VDI's clone is never
 // touched, a guest write during the run is kept, and an interruption at any step leaves
 // every file intact with only a temp file that the SR's reaping removes.
+import { execa } from 'execa';
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -203,6 +204,28 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     const r = await unshare(v);
     expect(r.unshare!.shared_bytes_after).toBe(0);
     expect(await hashes(all)).toEqual(before);
+  });
+
+  test('a second run waits for the one in progress instead of skipping: the newer snapshot is moved too', async () => {
+    const v = await disk();
+    await snapshot(v);
+    const s2 = await snapshot(v);
+    // Another process holds the image's relayout lock, as a running relayout does, for 0.5 s.
+    const holder = execa('flock', ['--exclusive', v.handle, 'sleep', '0.5'], { stdin: 'ignore' });
+    for (let i = 0; i < 50; i++) {
+      const probe = await open(v.handle, 'r');
+      const free = loadNative()!.flock(probe.fd, true, false);
+      await probe.close();
+      if (!free) break;
+      await new Promise((res) => setTimeout(res, 10)); // not taken yet
+    }
+    const t0 = Date.now();
+    const r = await unshare(v);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
+    await holder;
+    expect(r.skipped).toBeUndefined();
+    expect(r.unshare!.shared_bytes_after).toBe(0);
+    expect((await stats(s2.handle)).sharedBytes).toBeGreaterThan(0); // with the first snapshot
   });
 
   test('a snapshot starts the unshare in the background; the CLI takes --unshare and --no-relayout', async () => {

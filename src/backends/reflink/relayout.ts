@@ -193,7 +193,10 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
   try {
     // One relayout per image at a time: flock(2), cluster-wide on OCFS2 (see the top).
     // Nothing else flocks images (the SR's cross-host lock is on the SR marker).
-    if (!n.flock(lf.fd, true, false)) return done('another relayout of this VDI is running');
+    // With the unshare, wait for it instead: the run holding it started before the snapshot
+    // that started this one, which it will not move (this is a process of its own: blocking
+    // its event loop blocks nothing else).
+    if (!n.flock(lf.fd, true, opts.unshare === true)) return done('another relayout of this VDI is running');
     const fs = identifyFs(dir);
     const margin = Math.min(FREE_MARGIN, Math.round(fs.totalBytes * FREE_MARGIN_SHARE));
     // The unshare first: once live shares nothing, the relayout below moves no snapshot
