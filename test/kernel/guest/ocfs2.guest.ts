@@ -8,7 +8,7 @@
 // Environment (set by test/kernel/vm.test.ts):
 //   KT_OCFS2_MNT   where the host mounted the OCFS2 filesystem in the guest
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ReflinkBackend } from '../../../src/backends/reflink/backend.js';
@@ -149,6 +149,61 @@ describe('OCFS2 specifics', () => {
     }
     await b.markTombstone(v);
     await b.destroy(v);
+  }, 300_000);
+
+  // The unshare (src/backends/reflink/unshare.ts, device-config:unshare=on) through the same
+  // VFS remap calls on OCFS2: after each snapshot the disk ends up sharing nothing, every
+  // byte kept, and a second snapshot copies only what the guest wrote (onto the first one's
+  // blocks elsewhere).
+  /** `len` bytes of `byte` at `off` (a counter in each 4 KiB, so that blocks differ), fsynced. */
+  async function fillWith(path: string, off: number, len: number, byte: number): Promise<void> {
+    const fh = await open(path, 'r+');
+    try {
+      const buf = Buffer.alloc(MiB, byte);
+      for (let p = 0; p < len; p += MiB) {
+        for (let k = 0; k < MiB; k += 4096) buf.writeUInt32LE((off + p + k) / 4096, k);
+        await fh.write(buf, 0, Math.min(MiB, len - p), off + p);
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  test('unshare: after a snapshot the disk shares nothing; a second snapshot costs what the guest wrote', async () => {
+    const size = 16 * MiB;
+    let clock = Date.now();
+    const v = await b.create(randomUUID(), vdiMeta('unshared'), size, ++clock);
+    await fillWith(v.handle, 0, size, 0x33);
+    const snap = async () => {
+      const id = randomUUID();
+      const t = ++clock;
+      return b.snapshot(id, v, formatSnapshotName(t, id), 'snapshot', snapshotMeta(v.id, t));
+    };
+    const s1 = await snap();
+    const r1 = await relayoutVdi(dir, v.id, { unshare: true, rewrite: false });
+    expect(r1.unshare).toMatchObject({ shared_bytes_before: size, shared_bytes_after: 0, holders: 1, holders_moved: 1, bytes_copied: size });
+    expect(Number((await b.health(v)).shared_bytes)).toBe(0);
+
+    await fillWith(v.handle, 4 * MiB, MiB, 0x44);
+    const s2 = await snap();
+    const all = [v, s1, s2];
+    const before = await Promise.all(all.map((o) => hashOf(o.handle)));
+    const r2 = await relayoutVdi(dir, v.id, { unshare: true, rewrite: false });
+    expect(r2.unshare).toMatchObject({ shared_bytes_after: 0, holders_moved: 1 });
+    // What was written (1 MiB), give or take OCFS2's cluster-sized pieces.
+    expect(r2.unshare!.bytes_copied).toBeGreaterThanOrEqual(MiB);
+    expect(r2.unshare!.bytes_copied).toBeLessThanOrEqual(2 * MiB);
+    expect(r2.unshare!.bytes_to_donor + r2.unshare!.bytes_copied).toBe(size);
+    expect(await Promise.all(all.map((o) => hashOf(o.handle)))).toEqual(before);
+    expect(Number((await b.health(v)).shared_bytes)).toBe(0);
+    expect(Number((await b.health(s2)).shared_bytes)).toBeGreaterThanOrEqual(size - 2 * MiB); // with s1
+    expect((await readdir(dir)).filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
+
+    for (const o of [s2, s1, v]) {
+      await b.markTombstone(o);
+      await b.destroy(o);
+    }
   }, 300_000);
 
   afterAll(async () => {
