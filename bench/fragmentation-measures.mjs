@@ -4,10 +4,14 @@
 //   cowextsize  relayout=off, and the SR directory given an XFS copy-on-write extent size
 //               hint of 1 MiB (xfs_io -c "cowextsize 1m"; new images inherit it, FICLONE
 //               copies it): the filesystem's own measure, set by hand here
-//   relayout    the driver's default: after a snapshot, a live image with >= 2048 extents
+//   relayout    unshare=off: after a snapshot, a live image with >= 2048 extents
 //               is rewritten contiguously in the background (`flatsnap relayout`,
 //               src/backends/reflink/relayout.ts), its snapshots moved onto the new blocks,
 //               then the blocks only the snapshots still hold compacted (relayout-compact.ts)
+//   unshare     the driver's default (device-config:unshare=on, relayout auto): after a
+//               snapshot the background run first moves the snapshots off the live image's
+//               blocks (src/backends/reflink/unshare.ts: onto the previous snapshot's equal
+//               blocks, the rest onto a copy), so the guest then writes in place
 //   periodic    relayout as above, plus `flatsnap relayout --all` run between the writes
 //               and the next snapshot (as cron would run it): what a snapshot meets when the
 //               relayout also follows the writes made since the last snapshot
@@ -53,7 +57,7 @@ const FIO_SECONDS = Number(opt('fio-seconds', QUICK ? 2 : 5));
 const FIO_RUNS = QUICK ? 1 : 3;
 const BLOCK_SIZE = Number(opt('block', '2048'));
 const VARIANTS = String(opt('variants', 'none,cowextsize,relayout')).split(',');
-for (const v of VARIANTS) if (!['none', 'cowextsize', 'relayout', 'periodic'].includes(v)) throw new Error(`unknown variant ${v}`);
+for (const v of VARIANTS) if (!['none', 'cowextsize', 'relayout', 'periodic', 'unshare'].includes(v)) throw new Error(`unknown variant ${v}`);
 const DISK = 1024 * MiB;
 const BLOCK = 64 * 1024;
 const BLOCKS = DISK / BLOCK;
@@ -65,15 +69,15 @@ const RANDWRITE = ['--rw=randwrite', '--bs=2k', '--io_size=16m', '--end_fsync=1'
 
 async function repeat(test) {
   const runs = [];
-  for (let i = 0; i < FIO_RUNS; i++) runs.push(await test());
+  for (let i = 0; i < FIO_RUNS; i++) runs.push(await test(i));
   const sorted = [...runs].sort((a, b) => a.iops - b.iops);
   return { ...sorted[Math.floor(sorted.length / 2)], iops_runs: runs.map((r) => r.iops) };
 }
 
-function fio(path, name, args) {
+function fio(path, name, args, seed = 1234) {
   const out = execFileSync(
     'fio',
-    [`--name=${name}`, `--filename=${path}`, '--direct=1', '--ioengine=libaio', '--iodepth=16', '--randrepeat=1', '--randseed=1234', '--output-format=json', ...args],
+    [`--name=${name}`, `--filename=${path}`, '--direct=1', '--ioengine=libaio', '--iodepth=16', '--randrepeat=1', `--randseed=${seed}`, '--output-format=json', ...args],
     { encoding: 'utf8', maxBuffer: 64 * MiB },
   );
   const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
@@ -115,6 +119,17 @@ function compactionOf(line) {
   };
 }
 
+/** The unshare's part of the same line (device-config:unshare). */
+const UNSHARE_DONE =
+  /unshared the live image: (\d+) -> (\d+) shared bytes, (\d+)\/(\d+) holders moved, (\d+) bytes onto the previous snapshot's blocks, (\d+) bytes copied in (\d+) ms/;
+
+function unshareOf(line) {
+  const u = UNSHARE_DONE.exec(line);
+  if (!u) return undefined;
+  const [before, after, moved, holders, toDonor, copied, ms] = u.slice(1).map(Number);
+  return { shared_mib_before: round(before / MiB, 1), shared_mib_after: round(after / MiB, 1), holders_moved: moved, holders, to_donor_mib: round(toDonor / MiB, 1), copied_mib: round(copied / MiB, 1), ms };
+}
+
 /** Free space of the filesystem at `mountpoint` (xfs_spaceman freesp -s): extents, average and largest size. */
 async function freeSpace(mountpoint, blockSize) {
   const out = await run('xfs_spaceman', ['-c', 'freesp -s', mountpoint]);
@@ -147,6 +162,7 @@ async function awaitRelayout(sim, mark, vdi) {
       if (!m || m[1] !== vdi) continue;
       if (m[12] !== undefined) return { skipped: m[12], waited_ms: round(now() - t0) };
       const compaction = compactionOf(l);
+      const unshare = unshareOf(l);
       return {
         extents_before: Number(m[2]),
         extents_after: Number(m[3]),
@@ -159,6 +175,7 @@ async function awaitRelayout(sim, mark, vdi) {
         family: Number(m[10]),
         ms: Number(m[11]),
         ...(compaction ? { compaction } : {}),
+        ...(unshare ? { unshare } : {}),
         waited_ms: round(now() - t0),
       };
     }
@@ -174,7 +191,11 @@ async function series(cleanup, sim, variant) {
   const srDir = join(fs.mountpoint, 'sr');
   mkdirSync(srDir);
   if (variant === 'cowextsize') await run('xfs_io', ['-c', 'cowextsize 1m', srDir]);
-  const dc = { path: srDir, ...(variant === 'relayout' || variant === 'periodic' ? {} : { relayout: 'off' }) };
+  const dc = {
+    path: srDir,
+    ...(variant === 'relayout' || variant === 'periodic' || variant === 'unshare' ? {} : { relayout: 'off' }),
+    unshare: variant === 'unshare' ? 'on' : 'off',
+  };
   const cli = join(dirname(sim.plugin), 'flatsnap');
   await sim.createSr(dc, `bench-${variant}`);
   const disk = await sim.createVdi('disk', DISK);
@@ -281,6 +302,16 @@ async function series(cleanup, sim, variant) {
       for (const x of extra) await sim.call('VDI.destroy', x.ref);
       await syncFs(fs.mountpoint);
     }
+    if (c && n > 0) {
+      // What the guest meets after this snapshot and its background run: 2 KiB random writes
+      // on the live image itself (a new seed per run: the blocks a run writes are its own
+      // after). The first run is the guest's first writes after the snapshot; on a shared
+      // image the later runs are faster because XFS keeps the copy-on-write blocks the first
+      // one allocated around each write (cowextsize) for the next writes nearby.
+      c.randwrite_2k_live = await repeat((i) => fio(path, 'randwrite-live', RANDWRITE, 4321 + 97 * n + i));
+      c.randwrite_2k_live.first_iops = c.randwrite_2k_live.iops_runs[0];
+      await syncFs(fs.mountpoint);
+    }
     const cyc = { n, api_ms: round(s.api), plugin_ms: round(s.plugin), relayout: s.relayout, ...(periodic ? { periodic_relayout: periodic } : {}) };
     cycles.push(cyc);
     if (c) {
@@ -293,7 +324,7 @@ async function series(cleanup, sim, variant) {
       console.log(
         `[${variant}] N=${String(n).padStart(2)}: extents ${c.extents} (fragments ${c.fragments}, shared ${c.shared_extents}), used ${c.fs_used_mib} MiB; ` +
           `free ${c.free_space.extents} extents (avg ${c.free_space.avg_kib} KiB, largest >= ${c.free_space.largest_bucket_mib} MiB); ` +
-          `2K randread ${c.randread_2k.iops}, 2K CoW write ${c.randwrite_2k_cow.iops}${inPlaceText(c)} IOPS; ` +
+          `2K randread ${c.randread_2k.iops}, 2K CoW write ${c.randwrite_2k_cow.iops}${inPlaceText(c)}${c.randwrite_2k_live ? `, live write after the snapshot ${c.randwrite_2k_live.first_iops} first, ${c.randwrite_2k_live.iops} median` : ''} IOPS; ` +
           `FICLONE ${fmtMs(c.ficlone_ms.median)}; VDI.snapshot ${fmtMs(c.snapshot_api_ms.median)} (plugin ${fmtMs(c.snapshot_plugin_ms.median)}, at N ${fmtMs(s.plugin)})` +
           (s.relayout ? `; relayout ${s.relayout.skipped ? `skipped (${s.relayout.skipped})` : `${s.relayout.extents_before} -> ${s.relayout.extents_after} extents in ${fmtMs(s.relayout.ms)}`}` : ''),
       );
@@ -330,6 +361,12 @@ async function series(cleanup, sim, variant) {
         randread_2k: round(at(k).randread_2k.iops / c0.randread_2k.iops, 2),
         randwrite_2k_cow: round(at(k).randwrite_2k_cow.iops / c0.randwrite_2k_cow.iops, 2),
         randwrite_2k_cow_vs_in_place_at_0: round(at(k).randwrite_2k_cow.iops / c0.randwrite_2k_in_place.iops, 2),
+        ...(at(k).randwrite_2k_live
+          ? {
+              randwrite_2k_live_first_vs_in_place_at_0: round(at(k).randwrite_2k_live.first_iops / c0.randwrite_2k_in_place.iops, 2),
+              randwrite_2k_live_vs_in_place_at_0: round(at(k).randwrite_2k_live.iops / c0.randwrite_2k_in_place.iops, 2),
+            }
+          : {}),
       },
     ]),
   );
@@ -373,11 +410,11 @@ await runBench(async (cleanup) => {
     method: {
       disk: '1 GiB VDI of a flatsnap reflink SR, written in full (random data) through the attach path',
       cycle: `VDI.snapshot (with relayout: then the wait for the background relayout it started), then ${PER_CYCLE} distinct random 64 KiB blocks (10 %) rewritten, fsync`,
-      fio: `each test ${FIO_RUNS} times, median run; O_DIRECT, libaio, iodepth 16; randread bs=2k ${FIO_SECONDS} s on the live image; randwrite bs=2k 16 MiB end_fsync on a fresh reflink copy of it (copy on write), at N=0 also in place`,
+      fio: `each test ${FIO_RUNS} times, median run; O_DIRECT, libaio, iodepth 16; randread bs=2k ${FIO_SECONDS} s on the live image; randwrite bs=2k 16 MiB end_fsync on a fresh reflink copy of it (copy on write: the first writes after a snapshot), at N=0 also in place (never snapshotted); at N>0 also on the live image itself after the snapshot at N and its background run (a new random seed per run), what the guest meets for the rest of the cycle (first run: its first writes after the snapshot; median of the runs). In the variants without unshare those writes are copy on write and add ~8,000 extents each to the live image before the next snapshot: the snapshot latency of the series after a checkpoint carries them (the earlier results files, without this test, are the ones for snapshot latency)`,
       snapshot: `N=0: 5 VDI.snapshot back to back, median; N>0: median of the series snapshots N-${WINDOW - 1}..N, each after one cycle of writes; plugin = in-process vdi_snapshot time`,
       ficlone: 'the FICLONE ioctl of the live image into a scratch file through the native addon, 5 times, median',
       variants:
-        'none = relayout off; cowextsize = relayout off + xfs_io cowextsize 1m on the SR directory; relayout = the default (background relayout at >= 2048 extents after each snapshot); periodic = the default plus `flatsnap relayout --all` between the writes and the next snapshot',
+        'none = relayout off, unshare off; cowextsize = none + xfs_io cowextsize 1m on the SR directory; relayout = unshare off (background relayout at >= 2048 extents after each snapshot); periodic = relayout plus `flatsnap relayout --all` between the writes and the next snapshot; unshare = the default (unshare on, relayout auto: after each snapshot the snapshots move off the live image\'s blocks, then the usual relayout)',
     },
     variants,
   };
