@@ -58,8 +58,10 @@ export async function relayoutLiveDisks(dir: string, min: number, opts: Pick<Rel
   for (const e of live) {
     const st = await extentStats(e.path).catch(() => undefined);
     if (st === undefined) continue;
-    const due = (opts.rewrite !== false && st.fragments >= min) || (opts.unshare === true && st.shared > 0);
-    if (due) results.push(await relayoutLogged(dir, e.record!.vdi!, opts));
+    const rewrite = opts.rewrite !== false && st.fragments >= min;
+    const unshare = opts.unshare === true && st.shared > 0;
+    // A disk under the threshold that only still shares blocks is unshared, not rewritten.
+    if (rewrite || unshare) results.push(await relayoutLogged(dir, e.record!.vdi!, { ...opts, rewrite }));
   }
   return results;
 }

@@ -266,5 +266,13 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     const results = JSON.parse(lines.join('\n')) as Array<{ vdi: string; unshare: { shared_bytes_after: number } }>;
     expect(results.map((x) => [x.vdi, x.unshare.shared_bytes_after])).toEqual([[v.id, 0]]);
     expect(() => parseArgs(['relayout', '--path', dir, '--all', '--no-relayout'])).toThrow(/--no-relayout goes with --unshare/);
+    // With the relayout on, a disk under the threshold that shares blocks is unshared only.
+    await snapshot(v);
+    lines.length = 0;
+    const inv2 = parseArgs(['relayout', '--path', dir, '--all', '--unshare', '--min-extents', '1000000', '--json']);
+    expect(await relayoutCommand(inv2 as Parameters<typeof relayoutCommand>[0], io, new Timer())).toBe(0);
+    const r2 = JSON.parse(lines.join('\n')) as Array<{ vdi: string; relayout_skipped?: string; unshare: { shared_bytes_after: number; holders_moved: number } }>;
+    expect(r2).toHaveLength(1);
+    expect(r2[0]).toMatchObject({ vdi: v.id, relayout_skipped: expect.stringMatching(/^not asked to rewrite/), unshare: { shared_bytes_after: 0, holders_moved: 1 } });
   });
 });

@@ -205,7 +205,7 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
     if (opts.unshare) result.unshare = await unshareLive(dir, lf, family, writableRelativesOf(live, listing.vdis), { blockSize: fs.blockSize, margin, afterStep: opts.afterStep });
     const notDone =
       opts.rewrite === false
-        ? 'device-config:relayout is off'
+        ? 'not asked to rewrite (device-config:relayout off, or the disk under its threshold)'
         : await relayoutWindows(dir, vdi, lf, family, { window, minExtents, margin, blockSize: fs.blockSize, afterStep: opts.afterStep }, result);
     // 7. Also when the image needed no rewrite: a previous run may have stopped before it.
     if (opts.compact !== false && opts.rewrite !== false) {
