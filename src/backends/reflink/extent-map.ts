@@ -59,7 +59,8 @@ export function extentsFrom(flat: ArrayLike<number>): Extent[] {
   return out;
 }
 
-function push(out: Range[], start: number, end: number): void {
+/** Appends [start, end) to a sorted list, merged with the last range when they touch. */
+export function push(out: Range[], start: number, end: number): void {
   if (end <= start) return;
   const last = out[out.length - 1];
   if (last !== undefined && last.end >= start) last.end = Math.max(last.end, end);

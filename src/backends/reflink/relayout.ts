@@ -51,7 +51,7 @@ import { identifyFs } from './fsinfo.js';
 import { listVdis, type VdiEntry } from './listing.js';
 import { objectName, swapPath, tempPath } from './names.js';
 import { type CompactResult, type CompactStep, compactPinned, emptyCompactResult } from './relayout-compact.js';
-import { copyRanges, dedupeAll, mapOf } from './remap.js';
+import { copyRanges, dedupeAll, mapOf, openIfExists } from './remap.js';
 import { errnoCode, sys } from './sys.js';
 import { type UnshareResult, type UnshareStep, unshareLive } from './unshare.js';
 
@@ -301,13 +301,8 @@ async function relayoutWindows(dir: string, vdi: string, lf: FileHandle, family:
     // here by our own clones, each into a window we never come back to.
     const members: Array<{ path: string; size: number; ranges: Range[] }> = [];
     for (const f of family) {
-      let ff: FileHandle;
-      try {
-        ff = await open(f.path, 'r');
-      } catch (e) {
-        if (errnoCode(e) === 'ENOENT') continue; // deleted meanwhile
-        throw e;
-      }
+      const ff = await openIfExists(f.path, 'r');
+      if (ff === undefined) continue; // deleted meanwhile
       try {
         // No shared flag asked of f itself: where f held live's block with live alone, the
         // dedupe below makes that block f's alone. It is still the block m1 and m2 saw
@@ -344,13 +339,8 @@ async function relayoutWindows(dir: string, vdi: string, lf: FileHandle, family:
           m.size === size ? size : Number.POSITIVE_INFINITY,
         );
         if (ranges.length === 0) continue;
-        let ff: FileHandle;
-        try {
-          ff = await open(m.path, 'r+');
-        } catch (e) {
-          if (errnoCode(e) === 'ENOENT') continue;
-          throw e;
-        }
+        const ff = await openIfExists(m.path, 'r+');
+        if (ff === undefined) continue;
         try {
           for (const x of ranges) {
             n.cloneRange(tf.fd, x.start, x.end - x.start, ff.fd, x.start);

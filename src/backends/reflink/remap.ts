@@ -1,8 +1,18 @@
 // The I/O both rewrites of an image share (relayout.ts, unshare.ts): reading an extent
 // map, copying byte ranges between open files, and a FIDEDUPERANGE carried to its end.
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { type Extent, type Range, extentsFrom } from './extent-map.js';
 import { errnoCode, sys } from './sys.js';
+
+/** Opens a family object that may have been deleted meanwhile: undefined then. */
+export async function openIfExists(path: string, flags: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, flags);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
 
 export function mapOf(fd: number): Extent[] {
   return extentsFrom(sys().fiemapMap(fd));

@@ -1,14 +1,11 @@
 // What the unshare of a live image (unshare.ts) moves, and where: pure logic, no I/O.
-import { type Extent, FIEMAP_EXTENT, type Range, isPlain } from './extent-map.js';
+import { type Extent, FIEMAP_EXTENT, type Range, isPlain, push } from './extent-map.js';
 
 /** Where a map holds written data that it shares with some other file (FIEMAP_EXTENT_SHARED). */
 export function sharedRanges(map: readonly Extent[]): Range[] {
   const out: Range[] = [];
   for (const e of map) {
-    if (!isPlain(e) || (e.flags & FIEMAP_EXTENT.SHARED) === 0) continue;
-    const last = out[out.length - 1];
-    if (last !== undefined && last.end >= e.logical) last.end = Math.max(last.end, e.logical + e.length);
-    else out.push({ start: e.logical, end: e.logical + e.length });
+    if (isPlain(e) && (e.flags & FIEMAP_EXTENT.SHARED) !== 0) push(out, e.logical, e.logical + e.length);
   }
   return out;
 }
@@ -34,11 +31,7 @@ export function subtract(a: readonly Range[], b: readonly Range[]): Range[] {
 /** The parts in `a` or in `b`. Both sorted and disjoint. */
 export function union(a: readonly Range[], b: readonly Range[]): Range[] {
   const out: Range[] = [];
-  for (const r of [...a, ...b].sort((x, y) => x.start - y.start)) {
-    const last = out[out.length - 1];
-    if (last !== undefined && last.end >= r.start) last.end = Math.max(last.end, r.end);
-    else out.push({ ...r });
-  }
+  for (const r of [...a, ...b].sort((x, y) => x.start - y.start)) push(out, r.start, r.end);
   return out;
 }
 

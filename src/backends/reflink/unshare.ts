@@ -47,8 +47,7 @@ import { type Range, alignRanges, dataRanges, intersect, sameBlocks } from './ex
 import { identifyFs } from './fsinfo.js';
 import type { VdiEntry } from './listing.js';
 import { tempPath } from './names.js';
-import { copyRanges, dedupeAll, mapOf } from './remap.js';
-import { errnoCode } from './sys.js';
+import { copyRanges, dedupeAll, mapOf, openIfExists } from './remap.js';
 import { equalRuns, pieces, sharedRanges, subtract, union } from './unshare-plan.js';
 
 /** Read, compared and copied at a time. */
@@ -106,14 +105,8 @@ function bytesOf(ranges: readonly Range[]): number {
 }
 
 async function openMember(e: VdiEntry, flags: string): Promise<Member | undefined> {
-  let fh: FileHandle;
-  try {
-    fh = await open(e.path, flags);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined; // deleted meanwhile
-    throw err;
-  }
-  return { entry: e, fh, size: (await fh.stat()).size };
+  const fh = await openIfExists(e.path, flags);
+  return fh === undefined ? undefined : { entry: e, fh, size: (await fh.stat()).size };
 }
 
 function newestFirst(a: VdiEntry, b: VdiEntry): number {
