@@ -255,11 +255,15 @@ async function reflinkStorage(opts: StorageOptions): Promise<DemoStorage> {
     await mkdir(dir);
     description.push(`backend: reflink, a new XFS (reflink=1) on ${fs.device} (${fs.image}, 512 MiB sparse) mounted at ${fs.mountpoint}`);
   }
-  description.push(`SR device-config: path=${dir}  (one raw image file per disk, snapshots and clones are FICLONE copies)`);
+  description.push(`SR device-config: path=${dir} unshare=off  (one raw image file per disk, snapshots and clones are FICLONE copies)`);
+  // The default (unshare=auto) would, after each snapshot, copy in the background what the
+  // live disk shares, so that the guest writes in place: the demo counts what the snapshot
+  // operations themselves copy, which that background copy would blur.
+  description.push('unshare=off: this demo counts what each snapshot copies; the default (auto) then also gives the live disk blocks of its own in the background (docs/fragmentation.md, "Unshare")');
   return {
     kind: 'reflink',
     description,
-    dc: { path: dir },
+    dc: { path: dir, unshare: 'off' },
     target: ['--path', dir],
     dependent: false,
     listCommand: `ls -ls ${dir}`,

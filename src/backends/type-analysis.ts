@@ -4,7 +4,7 @@
 //   device-config:path=/abs/dir         reflink: VDIs are files on OCFS2/XFS/btrfs
 //                  [allow-copy=true]    (full copies where FICLONE is unavailable)
 //                  [relayout=auto|off|N] (background relayout of fragmented images)
-//                  [unshare=on|off]     (live images keep blocks of their own after a snapshot)
+//                  [unshare=auto|on|off] (live images keep blocks of their own after a snapshot)
 //
 // Exactly one of dataset/path must be given. Every value is checked before any
 // backend sees it, so a bad device_config is refused without touching storage.
@@ -14,7 +14,7 @@ import { SmError } from '../errors.js';
 import { requireAbsolutePath, show } from '../smapi/validate.js';
 import { registerConfigKey } from '../sr/registry.js';
 import type { Backend } from './backend.js';
-import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy, UNSHARE_DEFAULT } from './reflink/relayout-policy.js';
+import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy, AUTO_UNSHARE_FREE_SHARE, UNSHARE_DEFAULT, type UnshareMode } from './reflink/relayout-policy.js';
 
 export const CONFIG_KEYS = {
   dataset: 'dataset',
@@ -44,12 +44,12 @@ registerConfigKey(
 
 registerConfigKey(
   CONFIG_KEYS.unshare,
-  `Reflink backend, optional, default "${UNSHARE_DEFAULT ? 'on' : 'off'}": "on" moves the snapshots off the live image's blocks after each snapshot, in the background (onto the previous snapshot's equal blocks, the rest onto a copy), so that the guest writes in place instead of copy on write. Costs one more copy of each snapshotted disk in space, and reads the disk twice per snapshot (docs/fragmentation.md).`,
+  `Reflink backend, optional, default "${UNSHARE_DEFAULT}": after each snapshot, the snapshots move off the live image's blocks in the background (onto the previous snapshot's equal blocks, the rest onto a copy), so that the guest writes in place instead of copy on write. It costs one more copy of each snapshotted disk in space, and reads the disk twice per snapshot (docs/fragmentation.md). "auto" does it only while ${AUTO_UNSHARE_FREE_SHARE * 100} % of the filesystem stays free, "on" down to the last spare margin, "off" never.`
 );
 
 export type BackendConfig =
   | { readonly kind: 'zfs'; readonly dataset: string }
-  | { readonly kind: 'reflink'; readonly path: string; readonly allowCopy: boolean; readonly relayout?: RelayoutPolicy; readonly unshare?: boolean };
+  | { readonly kind: 'reflink'; readonly path: string; readonly allowCopy: boolean; readonly relayout?: RelayoutPolicy; readonly unshare?: UnshareMode };
 
 // A strict subset of ZFS's dataset names (src/backends/zfs/names.ts): components of
 // letters, digits, '_', '.', ':', '-', never starting with '-' or '.'; the pool name
@@ -91,12 +91,12 @@ export function parseRelayout(v: string): RelayoutPolicy {
   throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.relayout} must be "auto", "off" or an extent count (1 to 999999999), got ${show(v)}`);
 }
 
-/** device-config:unshare: "on" or "off" ("auto" or empty: the default). */
-export function parseUnshare(v: string): boolean {
-  if (v === '' || v === 'auto') return UNSHARE_DEFAULT;
-  if (v === 'on' || v === 'true') return true;
-  if (v === 'off' || v === 'false') return false;
-  throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.unshare} must be "on", "off" or "auto", got ${show(v)}`);
+/** device-config:unshare: "auto" (or empty), "on" or "off". */
+export function parseUnshare(v: string): UnshareMode {
+  if (v === '' || v === 'auto') return 'auto';
+  if (v === 'on' || v === 'true') return 'on';
+  if (v === 'off' || v === 'false') return 'off';
+  throw new SmError('InvalidArg', `device-config:${CONFIG_KEYS.unshare} must be "auto", "on" or "off", got ${show(v)}`);
 }
 
 /** Which backend `device_config` selects, with its checked parameters. Never touches storage. */

@@ -52,7 +52,7 @@ export type Invocation =
     })
   | (Common & { readonly cmd: 'gc'; readonly dryRun: boolean })
   | (Common & { readonly cmd: 'check'; readonly xapi?: XapiOptions; readonly health: boolean })
-  | (Common & { readonly cmd: 'relayout'; readonly vdi?: string; readonly minExtents?: number; readonly unshare: boolean; readonly rewrite: boolean })
+  | (Common & { readonly cmd: 'relayout'; readonly vdi?: string; readonly minExtents?: number; readonly unshare: boolean; readonly unshareIfRoom: boolean; readonly rewrite: boolean })
   | {
       readonly cmd: 'relayout';
       /** Every flatsnap reflink SR plugged on this host (asks xapi), instead of one --path. */
@@ -80,7 +80,7 @@ const OPTIONS: Record<CommandName, Record<string, Kind>> = {
   seek: { ...COMMON, vdi: 'string', vm: 'string', at: 'string', ...XAPI },
   gc: { ...COMMON, 'dry-run': 'boolean' },
   check: { ...COMMON, 'no-health': 'boolean', ...XAPI },
-  relayout: { ...COMMON, vdi: 'string', all: 'boolean', 'all-srs': 'boolean', host: 'string', 'min-extents': 'string', unshare: 'boolean', 'no-relayout': 'boolean', ...XAPI },
+  relayout: { ...COMMON, vdi: 'string', all: 'boolean', 'all-srs': 'boolean', host: 'string', 'min-extents': 'string', unshare: 'boolean', 'if-room': 'boolean', 'no-relayout': 'boolean', ...XAPI },
 };
 
 type Parsed = Map<string, string | true>;
@@ -147,7 +147,7 @@ export function parseArgs(argv: readonly string[], e: ArgsEnv = {}): Invocation 
     return typeof v === 'string' ? v : undefined;
   };
   if (cmd === 'relayout' && o.has('all-srs')) {
-    const other = ['path', 'dataset', 'vdi', 'all', 'unshare', 'no-relayout'].filter((k) => o.has(k));
+    const other = ['path', 'dataset', 'vdi', 'all', 'unshare', 'if-room', 'no-relayout'].filter((k) => o.has(k));
     if (other.length > 0) throw new UsageError(`--all-srs finds the SRs itself (from xapi): no ${other.map((k) => `--${k}`).join(', ')}`, cmd);
     const host = str('host');
     const min = minExtentsArg(cmd, str('min-extents'));
@@ -202,6 +202,7 @@ export function parseArgs(argv: readonly string[], e: ArgsEnv = {}): Invocation 
       if (o.has('host')) throw new UsageError('--host goes with --all-srs only', cmd);
       if (vdi !== undefined && o.has('min-extents')) throw new UsageError('--min-extents goes with --all', cmd);
       if (o.has('no-relayout') && !o.has('unshare')) throw new UsageError('--no-relayout goes with --unshare (otherwise there is nothing to do)', cmd);
+      if (o.has('if-room') && !o.has('unshare')) throw new UsageError('--if-room goes with --unshare', cmd);
       const min = minExtentsArg(cmd, str('min-extents'));
       return {
         cmd,
@@ -209,6 +210,7 @@ export function parseArgs(argv: readonly string[], e: ArgsEnv = {}): Invocation 
         ...(vdi !== undefined ? { vdi: requireUuidArg(cmd, 'vdi', vdi) } : {}),
         ...(min !== undefined ? { minExtents: min } : {}),
         unshare: o.has('unshare'),
+        unshareIfRoom: o.has('if-room'),
         rewrite: !o.has('no-relayout'),
       };
     }

@@ -1,5 +1,5 @@
 // Usage texts of `flatsnap`.
-import { DEFAULT_RELAYOUT_THRESHOLD } from '../backends/reflink/relayout-policy.js';
+import { AUTO_UNSHARE_FREE_SHARE, DEFAULT_RELAYOUT_THRESHOLD } from '../backends/reflink/relayout-policy.js';
 import type { CommandName } from './args.js';
 
 const SR = `  --dataset POOL/PATH   the SR's ZFS dataset (device-config:dataset), or
@@ -77,7 +77,7 @@ ${SR}
   --no-health           skip the per-object extent counts (FIEMAP)
 ${XAPI}
 ${OUT}`,
-  relayout: `usage: flatsnap relayout --path DIR (--vdi UUID | --all [--min-extents N]) [--unshare [--no-relayout]] [--json]
+  relayout: `usage: flatsnap relayout --path DIR (--vdi UUID | --all [--min-extents N]) [--unshare [--if-room] [--no-relayout]] [--json]
        flatsnap relayout --all-srs [--host UUID] [--min-extents N] [--xapi URL|local ...] [--json]
 
 Rewrites the fragmented parts of a reflink VDI's image into contiguous blocks and
@@ -95,11 +95,14 @@ snapshot finds the disk contiguous. Needs no SR lock; one relayout per VDI at a 
                         (with --all-srs: each SR's device-config:relayout)
   --unshare             first move the snapshots off the live image's blocks, so that
                         the guest writes in place (what the driver does after each
-                        snapshot with device-config:unshare=on, the default); with
-                        --all, also every disk that still shares blocks
+                        snapshot with device-config:unshare=on or auto, the default);
+                        with --all, also every disk that still shares blocks
+  --if-room             with --unshare: copy only while ${AUTO_UNSHARE_FREE_SHARE * 100} % of the filesystem
+                        stays free (device-config:unshare=auto)
   --no-relayout         with --unshare: only that (device-config:relayout=off)
   --all-srs             --all on every flatsnap reflink SR plugged on this host (asks
-                        xapi for this host's PBDs), except those with relayout=off; a
+                        xapi for this host's PBDs), except those with relayout=off and
+                        unshare=off; a
                         shared SR only on the pool master. What the cron job
                         /etc/cron.d/flatsnap-relayout (plugin/install.sh) runs hourly
   --host UUID           this host (default: INSTALLATION_UUID, /etc/xensource-inventory)

@@ -44,6 +44,8 @@ export interface SrTarget {
   threshold: number;
   /** device-config:unshare: also move the snapshots off the live images still sharing blocks. */
   unshare: boolean;
+  /** device-config:unshare=auto: the unshare only while the filesystem keeps its share free. */
+  unshareIfRoom: boolean;
   /** false when device-config:relayout is off (the SR is there for its unshare only). */
   rewrite: boolean;
 }
@@ -83,7 +85,8 @@ export function selectSrs(
     }
     if (cfg.kind !== 'reflink') continue;
     const policy = cfg.relayout ?? RELAYOUT_DEFAULT;
-    const unshare = cfg.unshare ?? UNSHARE_DEFAULT;
+    const mode = cfg.unshare ?? UNSHARE_DEFAULT;
+    const unshare = mode !== 'off';
     if (!policy.enabled && !unshare) skipped.push({ ...base, path: cfg.path, skipped: 'device-config:relayout and unshare are off' });
     else if (sr.shared && hostRef !== poolMaster) skipped.push({ ...base, path: cfg.path, skipped: 'a shared SR: its SR master (the pool master) relayouts it' });
     else
@@ -92,6 +95,7 @@ export function selectSrs(
         path: cfg.path,
         threshold: minExtents ?? (policy.enabled ? policy.threshold : DEFAULT_RELAYOUT_THRESHOLD),
         unshare,
+        unshareIfRoom: mode === 'auto',
         rewrite: policy.enabled,
       });
   }
@@ -140,7 +144,7 @@ export async function relayoutAllSrsCommand(a: AllSrsArgs, io: Io, timer: Timer)
         continue;
       }
       try {
-        const results = await relayoutLiveDisks(t.path, t.threshold, { unshare: t.unshare, rewrite: t.rewrite });
+        const results = await relayoutLiveDisks(t.path, t.threshold, { unshare: t.unshare, unshareIfRoom: t.unshareIfRoom, rewrite: t.rewrite });
         log().info(`flatsnap: relayout --all-srs: SR ${t.sr} (${t.path}): ${results.length} disk(s) with ${t.threshold} runs or more relayouted`);
         outcomes.push({ ...t, results });
       } catch (e) {

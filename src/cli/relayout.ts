@@ -50,7 +50,7 @@ export async function relayoutLogged(dir: string, vdi: string, opts: RelayoutOpt
  * The relayout of every live disk of the SR in `dir` with at least `min` physically
  * contiguous runs (with `unshare`, also of every one still sharing blocks), one after the other.
  */
-export async function relayoutLiveDisks(dir: string, min: number, opts: Pick<RelayoutOptions, 'unshare' | 'rewrite'> = {}): Promise<RelayoutResult[]> {
+export async function relayoutLiveDisks(dir: string, min: number, opts: Pick<RelayoutOptions, 'unshare' | 'unshareIfRoom' | 'rewrite'> = {}): Promise<RelayoutResult[]> {
   const { listVdis } = await import('../backends/reflink/listing.js');
   const { extentStats } = await import('../backends/reflink/volume.js');
   const live = (await listVdis(dir)).vdis.filter((e) => e.record?.kind === 'volume' && e.record.vdi !== undefined && !e.record.deleted && !e.hidden);
@@ -77,10 +77,10 @@ export async function relayoutCommand(a: RelayoutArgs, io: Io, timer: Timer): Pr
   let results: RelayoutResult[];
   if (a.vdi !== undefined) {
     const vdi = a.vdi;
-    results = [await timer.time('relayout', () => relayoutLogged(dir, vdi, { unshare: a.unshare, rewrite: a.rewrite }))];
+    results = [await timer.time('relayout', () => relayoutLogged(dir, vdi, { unshare: a.unshare, unshareIfRoom: a.unshareIfRoom, rewrite: a.rewrite }))];
   } else {
     const min = a.minExtents ?? DEFAULT_RELAYOUT_THRESHOLD;
-    results = await timer.time('relayout', () => relayoutLiveDisks(dir, min, { unshare: a.unshare, rewrite: a.rewrite }));
+    results = await timer.time('relayout', () => relayoutLiveDisks(dir, min, { unshare: a.unshare, unshareIfRoom: a.unshareIfRoom, rewrite: a.rewrite }));
   }
   if (a.json) printJson(io, a.vdi !== undefined ? results[0] : results);
   else if (results.length === 0) io.out('no VDI to relayout');

@@ -79,7 +79,7 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     fs = await createLoopFs('xfs', { sizeMiB: 1536, mkfsArgs: ['-b', 'size=2048'] });
     dir = join(fs.mountpoint, 'sr');
     await mkdir(dir);
-    b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: false });
+    b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: 'off' });
     await b.createSr(randomUUID());
   });
   afterAll(async () => {
@@ -263,7 +263,7 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     try {
       expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: false })).toBe('off');
       expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: true, threshold: n + 1 })).toBe('below');
-      const withTrigger = new ReflinkBackend(dir, { relayout: { enabled: true, threshold: n }, unshare: false });
+      const withTrigger = new ReflinkBackend(dir, { relayout: { enabled: true, threshold: n }, unshare: 'off' });
       const sid = randomUUID();
       const t = tick();
       await withTrigger.snapshot(sid, v, formatSnapshotName(t, sid), 'snapshot', snapshotMeta(v.id, t));

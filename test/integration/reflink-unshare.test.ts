@@ -16,6 +16,8 @@ import { SR_MARKER, TEMP_PREFIX } from '../../src/backends/reflink/names.js';
 import { removeLeftovers } from '../../src/backends/reflink/pool.js';
 import { relayoutVdi, type RelayoutStep } from '../../src/backends/reflink/relayout.js';
 import { relayoutAfterSnapshot } from '../../src/backends/reflink/relayout-trigger.js';
+import { AUTO_UNSHARE_FREE_SHARE } from '../../src/backends/reflink/relayout-policy.js';
+import { identifyFs } from '../../src/backends/reflink/fsinfo.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { Timer, type Io } from '../../src/cli/output.js';
 import { relayoutCommand } from '../../src/cli/relayout.js';
@@ -62,7 +64,7 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     dir = join(fs.mountpoint, 'sr');
     await mkdir(dir);
     // No background runs here: each test runs the unshare itself, at the point it chooses.
-    b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: false });
+    b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: 'off' });
     await b.createSr(randomUUID());
   });
   afterAll(async () => {
@@ -133,6 +135,33 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     // Nothing left to do: a second run changes nothing.
     const again = await unshare(v);
     expect(again.unshare).toMatchObject({ shared_bytes_before: 0, holders: 0, bytes_copied: 0 });
+  });
+
+  test('unshare=auto (--if-room) copies only while a fifth of the filesystem stays free; "on" goes further', async () => {
+    const v = await disk();
+    const s1 = await snapshot(v);
+    const before = await hashes([v, s1]);
+    // Leave free the auto reserve plus half the disk: room for the copy under "on"
+    // (whose margin is 5 % here), not under "auto".
+    await syncFs(dir);
+    const fsInfo = identifyFs(dir);
+    const reserve = Math.round(fsInfo.totalBytes * AUTO_UNSHARE_FREE_SHARE);
+    const filler = join(dir, `filler-${randomUUID()}`);
+    await execa('fallocate', ['-l', String(fsInfo.availBytes - reserve - SIZE / 2), filler]);
+    await syncFs(dir);
+
+    const auto = await relayoutVdi(dir, v.id, { unshare: true, unshareIfRoom: true, rewrite: false });
+    expect(auto.unshare!.stopped).toMatch(/^not enough free space: .* bytes to copy plus \d+ spare/);
+    expect(auto.unshare!.shared_bytes_after).toBeGreaterThan(0);
+    expect(auto.unshare!.bytes_copied).toBeLessThanOrEqual(SIZE / 2);
+    expect(identifyFs(dir).availBytes).toBeGreaterThanOrEqual(reserve);
+    expect(await hashes([v, s1])).toEqual(before);
+    expect(await temps()).toEqual([]);
+
+    const on = await relayoutVdi(dir, v.id, { unshare: true, rewrite: false });
+    expect(on.unshare!.stopped).toBeUndefined();
+    expect(on.unshare!.shared_bytes_after).toBe(0);
+    expect(await hashes([v, s1])).toEqual(before);
   });
 
   test('after a revert the live image shares with the snapshots and none can donate: the live image moves, once', async () => {
@@ -238,19 +267,23 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     process.env.FLATSNAP_CLI = fake;
     try {
       // Whatever the extent count (one here): every snapshot leaves the live image shared.
-      expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: false }, true)).toBe('started');
-      expect(new ReflinkBackend(dir).unshare).toBe(false); // opt-in: device-config:unshare=on
-      const withTrigger = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: true });
-      await rm(out, { force: true });
+      const argsOfRun = async (): Promise<string[] | undefined> => {
+        let args: string | undefined;
+        for (let i = 0; i < 100 && args === undefined; i++) {
+          args = await readFile(out, 'utf8').catch(() => undefined);
+          if (args === undefined) await new Promise((r) => setTimeout(r, 50));
+        }
+        await rm(out, { force: true });
+        return args?.trim().split('\n');
+      };
+      expect(await relayoutAfterSnapshot(dir, v.id, v.handle, { enabled: false }, 'on')).toBe('started');
+      expect(await argsOfRun()).toEqual(['relayout', '--path', dir, '--vdi', v.id, '--unshare', '--no-relayout']);
+      expect(new ReflinkBackend(dir).unshare).toBe('auto'); // the default: while the SR has room
+      const withTrigger = new ReflinkBackend(dir, { relayout: { enabled: false } });
       const sid = randomUUID();
       const t = tick();
       await withTrigger.snapshot(sid, v, formatSnapshotName(t, sid), 'snapshot', snapshotMeta(v.id, t));
-      let args: string | undefined;
-      for (let i = 0; i < 100 && args === undefined; i++) {
-        args = await readFile(out, 'utf8').catch(() => undefined);
-        if (args === undefined) await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(args?.trim().split('\n')).toEqual(['relayout', '--path', dir, '--vdi', v.id, '--unshare', '--no-relayout']);
+      expect(await argsOfRun()).toEqual(['relayout', '--path', dir, '--vdi', v.id, '--unshare', '--if-room', '--no-relayout']);
     } finally {
       if (saved === undefined) delete process.env.FLATSNAP_CLI;
       else process.env.FLATSNAP_CLI = saved;
@@ -266,6 +299,9 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     const results = JSON.parse(lines.join('\n')) as Array<{ vdi: string; unshare: { shared_bytes_after: number } }>;
     expect(results.map((x) => [x.vdi, x.unshare.shared_bytes_after])).toEqual([[v.id, 0]]);
     expect(() => parseArgs(['relayout', '--path', dir, '--all', '--no-relayout'])).toThrow(/--no-relayout goes with --unshare/);
+    expect(parseArgs(['relayout', '--path', dir, '--vdi', v.id, '--unshare', '--if-room'])).toMatchObject({ unshare: true, unshareIfRoom: true, rewrite: true });
+    expect(inv).toMatchObject({ unshareIfRoom: false });
+    expect(() => parseArgs(['relayout', '--path', dir, '--all', '--if-room'])).toThrow(/--if-room goes with --unshare/);
     // With the relayout on, a disk under the threshold that shares blocks is unshared only.
     await snapshot(v);
     lines.length = 0;

@@ -54,13 +54,14 @@ describeLoopFs('flatsnap relayout --all-srs (xapi: the simulator; storage: real 
     for (const k of Object.keys(srs) as Array<keyof typeof srs>) {
       const dir = join(fs.mountpoint, k);
       await mkdir(dir);
-      // "off" has unshare=on: the cron then only unshares its disks.
-      const dc = { path: dir, relayout: relayout[k], ...(k === 'off' ? { unshare: 'on' } : {}) };
+      // "off" keeps the default unshare (auto): the cron then only unshares its disks (the
+      // filesystem has room). The others have it off, so that their relayout is seen alone.
+      const dc = { path: dir, relayout: relayout[k], ...(k === 'off' ? {} : { unshare: 'off' }) };
       const sr = await c.callAsync<string>('SR.create', hostRef, dc, '0', `sr ${k}`, '', 'flatsnap', 'user', false, {});
       srs[k] = { uuid: await c.call<string>('SR.get_uuid', sr), dir };
       if (k === 'gone') continue;
       // Fragmented on storage directly (no snapshot through xapi: its background relayout would run).
-      const b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: false });
+      const b = new ReflinkBackend(dir, { relayout: { enabled: false }, unshare: 'off' });
       srs[k].disk = (await fragmentedDisk(b, { size: 32 * MiB, cycles: 1, share: 0.25, rnd: prng(3), tick: () => ++clock })).v;
     }
     // Not a flatsnap SR: never looked at (the simulator's file SR needs no plugin to be introduced).
@@ -102,11 +103,12 @@ describeLoopFs('flatsnap relayout --all-srs (xapi: the simulator; storage: real 
     const bySr = new Map(doc.map((o) => [o.sr as string, o]));
     expect(doc).toHaveLength(4);
     expect(bySr.get(srs.on.uuid)).toMatchObject({ name_label: 'sr on', path: srs.on.dir, threshold: 100, results: [{ vdi: srs.on.disk!.id, extents_before: before.on }] });
-    // relayout=off with unshare on: not rewritten, but no longer sharing its blocks.
+    // relayout=off with the default unshare: not rewritten, but no longer sharing its blocks.
     expect(bySr.get(srs.off.uuid)).toMatchObject({
       name_label: 'sr off',
       path: srs.off.dir,
       unshare: true,
+      unshareIfRoom: true,
       rewrite: false,
       // Both snapshots share the live image's blocks and neither can donate: the live image moves.
       results: [{ vdi: srs.off.disk!.id, relayout_skipped: expect.stringMatching(/^not asked to rewrite/), unshare: { shared_bytes_after: 0, holders: 2, holders_moved: 0 } }],

@@ -13,10 +13,10 @@ import {
   type Extent,
 } from '../../src/backends/reflink/extent-map.js';
 import type { VdiEntry } from '../../src/backends/reflink/listing.js';
-import { DEFAULT_RELAYOUT_THRESHOLD } from '../../src/backends/reflink/relayout-policy.js';
+import { DEFAULT_RELAYOUT_THRESHOLD, UNSHARE_DEFAULT, unshareArgs, unshareMargin } from '../../src/backends/reflink/relayout-policy.js';
 import { familyOf } from '../../src/backends/reflink/relayout.js';
 import type { ObjectRecord } from '../../src/backends/reflink/sidecar.js';
-import { analyseDeviceConfig, parseRelayout } from '../../src/backends/type-analysis.js';
+import { analyseDeviceConfig, parseRelayout, parseUnshare } from '../../src/backends/type-analysis.js';
 import { SmError } from '../../src/errors.js';
 
 const K = 1024;
@@ -161,5 +161,32 @@ describe('device-config:relayout', () => {
     expect(analyseDeviceConfig({ path: '/srv/a' })).toEqual({ kind: 'reflink', path: '/srv/a', allowCopy: false });
     expect(analyseDeviceConfig({ path: '/srv/a', relayout: 'off' })).toEqual({ kind: 'reflink', path: '/srv/a', allowCopy: false, relayout: { enabled: false } });
     expect(() => analyseDeviceConfig({ dataset: 'tank/sr', relayout: 'off' })).toThrow(/applies to the reflink backend/);
+  });
+});
+
+describe('device-config:unshare', () => {
+  test('values: auto (the default), on, off', () => {
+    expect(UNSHARE_DEFAULT).toBe('auto');
+    expect(parseUnshare('')).toBe('auto');
+    expect(parseUnshare('auto')).toBe('auto');
+    expect(parseUnshare('on')).toBe('on');
+    expect(parseUnshare('true')).toBe('on');
+    expect(parseUnshare('off')).toBe('off');
+    expect(parseUnshare('false')).toBe('off');
+    for (const bad of ['yes', 'ON ', '1', 'sometimes']) expect(() => parseUnshare(bad)).toThrow(/must be "auto", "on" or "off"/);
+    expect(analyseDeviceConfig({ path: '/srv/a', unshare: 'off' })).toEqual({ kind: 'reflink', path: '/srv/a', allowCopy: false, unshare: 'off' });
+    expect(() => analyseDeviceConfig({ dataset: 'tank/sr', unshare: 'on' })).toThrow(/applies to the reflink backend/);
+  });
+  test('auto keeps a fifth of the filesystem free; on only the relayout margin', () => {
+    const GiB = 1024 ** 3;
+    expect(unshareMargin(true, 100 * GiB, 256 * 1024 ** 2)).toBe(20 * GiB);
+    expect(unshareMargin(false, 100 * GiB, 256 * 1024 ** 2)).toBe(256 * 1024 ** 2);
+    // Never below the relayout's own margin.
+    expect(unshareMargin(true, 1000, 500)).toBe(500);
+  });
+  test('the flags the trigger passes to flatsnap relayout', () => {
+    expect(unshareArgs('auto')).toEqual(['--unshare', '--if-room']);
+    expect(unshareArgs('on')).toEqual(['--unshare']);
+    expect(unshareArgs('off')).toEqual([]);
   });
 });

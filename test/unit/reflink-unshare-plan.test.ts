@@ -1,11 +1,8 @@
-// The pure parts of the unshare (src/backends/reflink/unshare-plan.ts) and its setting
-// (device-config:unshare): which ranges are shared, range arithmetic, and where two
+// The pure parts of the unshare (src/backends/reflink/unshare-plan.ts; its setting,
+// device-config:unshare, is in reflink-relayout-plan.test.ts): which ranges are shared, range arithmetic, and where two
 // buffers hold equal whole blocks (what a dedupe onto the previous snapshot may remap).
 import { FIEMAP_EXTENT } from '../../src/backends/reflink/extent-map.js';
-import { UNSHARE_DEFAULT } from '../../src/backends/reflink/relayout-policy.js';
 import { equalRuns, pieces, sharedRanges, subtract, union } from '../../src/backends/reflink/unshare-plan.js';
-import { analyseDeviceConfig, parseUnshare } from '../../src/backends/type-analysis.js';
-import { SmError } from '../../src/errors.js';
 
 const ext = (logical: number, length: number, flags = 0, physical = 1_000_000 + logical) => ({ logical, physical, length, flags });
 const S = FIEMAP_EXTENT.SHARED;
@@ -73,20 +70,3 @@ describe('unshare planning', () => {
   });
 });
 
-describe('device-config:unshare', () => {
-  test('values; opt-in', () => {
-    expect(UNSHARE_DEFAULT).toBe(false);
-    expect(parseUnshare('on')).toBe(true);
-    expect(parseUnshare('true')).toBe(true);
-    expect(parseUnshare('off')).toBe(false);
-    expect(parseUnshare('false')).toBe(false);
-    expect(parseUnshare('auto')).toBe(UNSHARE_DEFAULT);
-    expect(parseUnshare('')).toBe(UNSHARE_DEFAULT);
-    for (const bad of ['yes', '1', 'ON ', 'always']) expect(() => parseUnshare(bad)).toThrow(SmError);
-  });
-  test('in the device-config of a reflink SR only', () => {
-    expect(analyseDeviceConfig({ path: '/srv/a', unshare: 'on' })).toEqual({ kind: 'reflink', path: '/srv/a', allowCopy: false, unshare: true });
-    expect(() => analyseDeviceConfig({ dataset: 'tank/sr', unshare: 'on' })).toThrow(/applies to the reflink backend/);
-    expect(() => analyseDeviceConfig({ path: '/srv/a', unshare: 'maybe' })).toThrow(/device-config:unshare must be "on", "off" or "auto", got "maybe"/);
-  });
-});

@@ -67,7 +67,7 @@ describe('which SRs', () => {
   const pbd = (host: string, SR: string, device_config: Record<string, string>, currently_attached = true) => ({ host, SR, device_config, currently_attached });
   const pbds = new Map([
     ['PBD:1', pbd('H:me', 'SR:a', { path: '/srv/a' })],
-    ['PBD:2', pbd('H:me', 'SR:b', { path: '/srv/b', relayout: 'off' })],
+    ['PBD:2', pbd('H:me', 'SR:b', { path: '/srv/b', relayout: 'off', unshare: 'off' })],
     ['PBD:3', pbd('H:me', 'SR:c', { path: '/srv/c', relayout: '500' })],
     ['PBD:4', pbd('H:me', 'SR:z', { dataset: 'tank/sr' })],
     ['PBD:5', pbd('H:me', 'SR:ext', { device: '/dev/sdb' })],
@@ -82,10 +82,11 @@ describe('which SRs', () => {
   test('on a pool member: its own plugged reflink SRs, each with its threshold; relayout=off, shared and refused ones skipped', () => {
     const r = selectSrs('H:me', 'H:other', pbds, srs, undefined);
     expect(r.targets).toEqual([
-      { sr: 'a', name_label: 'sr a', path: '/srv/a', threshold: 2048, unshare: false, rewrite: true },
-      { sr: 'c', name_label: 'sr c', path: '/srv/c', threshold: 500, unshare: false, rewrite: true },
-      // relayout=off with unshare=on: only the unshare.
-      { sr: 'u', name_label: 'sr u', path: '/srv/u2', threshold: 2048, unshare: true, rewrite: false },
+      // The default: unshare=auto, the unshare only while the filesystem has room.
+      { sr: 'a', name_label: 'sr a', path: '/srv/a', threshold: 2048, unshare: true, unshareIfRoom: true, rewrite: true },
+      { sr: 'c', name_label: 'sr c', path: '/srv/c', threshold: 500, unshare: true, unshareIfRoom: true, rewrite: true },
+      // relayout=off with unshare=on: only the unshare, whatever the room.
+      { sr: 'u', name_label: 'sr u', path: '/srv/u2', threshold: 2048, unshare: true, unshareIfRoom: false, rewrite: false },
     ]);
     expect(r.skipped).toEqual([
       { sr: 'b', name_label: 'sr b', path: '/srv/b', skipped: 'device-config:relayout and unshare are off' },
@@ -107,7 +108,7 @@ describe('which SRs', () => {
 
   test('the other host sees its own PBD of SR a, path and all', () => {
     const r = selectSrs('H:other', 'H:me', pbds, srs, undefined);
-    expect(r.targets).toEqual([{ sr: 'a', name_label: 'sr a', path: '/srv/a-there', threshold: 2048, unshare: false, rewrite: true }]);
+    expect(r.targets).toEqual([{ sr: 'a', name_label: 'sr a', path: '/srv/a-there', threshold: 2048, unshare: true, unshareIfRoom: true, rewrite: true }]);
     expect(r.skipped.map((s) => s.sr)).toEqual(['ocfs2']);
   });
 });

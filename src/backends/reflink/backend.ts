@@ -27,7 +27,7 @@ import { attachSr, createSr, deleteSr, probeSr, removeLeftovers, srStats } from 
 import { metaProblem, readRecord, removeRecord, writeRecord, type ObjectRecord } from './sidecar.js';
 import { type AfterStep, completeSwap, readIntent, swapFiles } from './swap.js';
 import { extentStats, growFile } from './volume.js';
-import { RELAYOUT_DEFAULT, type RelayoutPolicy, UNSHARE_DEFAULT } from './relayout-policy.js';
+import { RELAYOUT_DEFAULT, type RelayoutPolicy, UNSHARE_DEFAULT, type UnshareMode } from './relayout-policy.js';
 import { relayoutAfterSnapshot } from './relayout-trigger.js';
 
 export interface ReflinkBackendOptions {
@@ -38,7 +38,7 @@ export interface ReflinkBackendOptions {
   /** Background relayout of fragmented live images after snapshots (relayout-trigger.ts); default on. */
   relayout?: RelayoutPolicy;
   /** Move snapshots off the live image's blocks after each snapshot (unshare.ts); default UNSHARE_DEFAULT. */
-  unshare?: boolean;
+  unshare?: UnshareMode;
 }
 
 /** Leftovers younger than this may be another host's work in progress (shared OCFS2). */
@@ -84,7 +84,7 @@ export class ReflinkBackend implements Backend {
   private readonly allowCopy: boolean;
   private readonly afterSwapStep: AfterStep | undefined;
   readonly relayout: RelayoutPolicy;
-  readonly unshare: boolean;
+  readonly unshare: UnshareMode;
   /** Whether FICLONE works here; decided by createSr/attachSr, or on the first copy. */
   private reflinkWorks: boolean | undefined;
   /** No interrupted swap is left in the directory (see settle()). */

@@ -54,6 +54,7 @@ import { type CompactResult, type CompactStep, compactPinned, emptyCompactResult
 import { copyRanges, dedupeAll, mapOf, openIfExists } from './remap.js';
 import { errnoCode, sys } from './sys.js';
 import { type UnshareResult, type UnshareStep, unshareLive } from './unshare.js';
+import { unshareMargin } from './relayout-policy.js';
 
 /** Windows the image is cut into: the unit of copying, of dedupe and of a retry. */
 export const RELAYOUT_WINDOW = 16 * 1024 * 1024;
@@ -74,6 +75,8 @@ export interface RelayoutOptions {
   compact?: false | { window?: number; minRuns?: number; maxBytes?: number; batchBytes?: number };
   /** First move the snapshots off the live image's blocks (unshare.ts): device-config:unshare. */
   unshare?: boolean;
+  /** With unshare: only while the filesystem keeps AUTO_UNSHARE_FREE_SHARE free (device-config:unshare=auto). */
+  unshareIfRoom?: boolean;
   /** false: no rewrite of the image nor compaction (device-config:relayout=off with unshare on). */
   rewrite?: boolean;
   /** Test hook: called after each step; a throw there simulates a crash at that point. */
@@ -202,7 +205,12 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
     // The unshare first: once live shares nothing, the relayout below moves no snapshot
     // back onto live's blocks (its step 5 finds no block shared with them).
     if (opts.rewrite === false) result.extents_before = result.extents_after = n.fiemapCount(lf.fd);
-    if (opts.unshare) result.unshare = await unshareLive(dir, lf, family, writableRelativesOf(live, listing.vdis), { blockSize: fs.blockSize, margin, afterStep: opts.afterStep });
+    if (opts.unshare)
+      result.unshare = await unshareLive(dir, lf, family, writableRelativesOf(live, listing.vdis), {
+        blockSize: fs.blockSize,
+        margin: unshareMargin(opts.unshareIfRoom === true, fs.totalBytes, margin),
+        afterStep: opts.afterStep,
+      });
     const notDone =
       opts.rewrite === false
         ? 'not asked to rewrite (device-config:relayout off, or the disk under its threshold)'
