@@ -98,7 +98,8 @@ snapshot finds the disk contiguous. Needs no SR lock; one relayout per VDI at a 
                         snapshot with device-config:unshare=on or auto, the default);
                         with --all, also every disk that still shares blocks
   --if-room             with --unshare: copy only while ${AUTO_UNSHARE_FREE_SHARE * 100} % of the filesystem
-                        stays free (device-config:unshare=auto)
+                        stays free, and with --all only disks that have snapshots
+                        of their own, not clones (device-config:unshare=auto)
   --no-relayout         with --unshare: only that (device-config:relayout=off)
   --all-srs             --all on every flatsnap reflink SR plugged on this host (asks
                         xapi for this host's PBDs), except those with relayout=off and

@@ -49,19 +49,25 @@ export async function relayoutLogged(dir: string, vdi: string, opts: RelayoutOpt
 /**
  * The relayout of every live disk of the SR in `dir` with at least `min` physically
  * contiguous runs (with `unshare`, also of every one still sharing blocks), one after the other.
+ * With `unshareIfRoom` (unshare=auto) only disks with snapshots of their own are unshared:
+ * a clone (a fast-cloned VM, say) that shares its blocks with a template's snapshot stays
+ * thin until it is snapshotted itself; auto spends spare space on the first writes after
+ * the administrator's snapshots, not on copying every clone.
  */
 export async function relayoutLiveDisks(dir: string, min: number, opts: Pick<RelayoutOptions, 'unshare' | 'unshareIfRoom' | 'rewrite'> = {}): Promise<RelayoutResult[]> {
   const { listVdis } = await import('../backends/reflink/listing.js');
   const { extentStats } = await import('../backends/reflink/volume.js');
-  const live = (await listVdis(dir)).vdis.filter((e) => e.record?.kind === 'volume' && e.record.vdi !== undefined && !e.record.deleted && !e.hidden);
+  const all = (await listVdis(dir)).vdis;
+  const live = all.filter((e) => e.record?.kind === 'volume' && e.record.vdi !== undefined && !e.record.deleted && !e.hidden);
+  const snapshotted = new Set(all.filter((e) => e.record?.kind === 'snapshot' && !e.record.deleted).map((e) => e.record!.parent));
   const results: RelayoutResult[] = [];
   for (const e of live) {
     const st = await extentStats(e.path).catch(() => undefined);
     if (st === undefined) continue;
     const rewrite = opts.rewrite !== false && st.fragments >= min;
-    const unshare = opts.unshare === true && st.shared > 0;
+    const unshare = opts.unshare === true && st.shared > 0 && (opts.unshareIfRoom !== true || snapshotted.has(e.record!.id));
     // A disk under the threshold that only still shares blocks is unshared, not rewritten.
-    if (rewrite || unshare) results.push(await relayoutLogged(dir, e.record!.vdi!, { ...opts, rewrite }));
+    if (rewrite || unshare) results.push(await relayoutLogged(dir, e.record!.vdi!, { ...opts, unshare, rewrite }));
   }
   return results;
 }

@@ -20,7 +20,7 @@ import { AUTO_UNSHARE_FREE_SHARE } from '../../src/backends/reflink/relayout-pol
 import { identifyFs } from '../../src/backends/reflink/fsinfo.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { Timer, type Io } from '../../src/cli/output.js';
-import { relayoutCommand } from '../../src/cli/relayout.js';
+import { relayoutCommand, relayoutLiveDisks } from '../../src/cli/relayout.js';
 import { formatSnapshotName } from '../../src/lineage/names.js';
 import { loadNative } from '../../src/native.js';
 import { hashOf, snapshotMeta, vdiMeta } from '../conformance/backend-conformance.js';
@@ -162,6 +162,19 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     expect(on.unshare!.stopped).toBeUndefined();
     expect(on.unshare!.shared_bytes_after).toBe(0);
     expect(await hashes([v, s1])).toEqual(before);
+  });
+
+  test('unshare=auto by cron (--all-srs): disks with snapshots of their own, not clones that only share a snapshot', async () => {
+    const v = await disk();
+    const s1 = await snapshot(v);
+    const clone = await b.clone(randomUUID(), s1, vdiMeta('fast clone'), tick());
+    const auto = await relayoutLiveDisks(dir, 1_000_000, { unshare: true, unshareIfRoom: true, rewrite: false });
+    expect(auto.map((r) => r.vdi)).toEqual([v.id]);
+    expect((await stats(clone.handle)).sharedBytes).toBe(SIZE); // still thin
+    // With unshare=on every live disk still sharing blocks is unshared, the clone too.
+    const on = await relayoutLiveDisks(dir, 1_000_000, { unshare: true, rewrite: false });
+    expect(on.map((r) => r.vdi)).toEqual([clone.id]);
+    expect((await stats(clone.handle)).sharedBytes).toBe(0);
   });
 
   test('after a revert the live image shares with the snapshots and none can donate: the live image moves, once', async () => {
