@@ -13,7 +13,7 @@ import { type Io, type Timer, formatBytes, plural, printJson, table } from './ou
 import { describeError, loadSr, openBackend, reflinkListing, type SrView } from './storage.js';
 import { summarise } from './tree.js';
 import { withXapi } from './xapi-session.js';
-import { DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy } from '../backends/reflink/relayout-policy.js';
+import { AUTO_UNSHARE_FREE_SHARE, DEFAULT_RELAYOUT_THRESHOLD, RELAYOUT_DEFAULT, type RelayoutPolicy } from '../backends/reflink/relayout-policy.js';
 
 type CheckArgs = Extract<Invocation, { cmd: 'check' }>;
 
@@ -204,6 +204,11 @@ export async function checkCommand(a: CheckArgs, io: Io, timer: Timer): Promise<
     );
     health.sort((x, y) => Number(y.fragments ?? 0) - Number(x.fragments ?? 0) || String(x.id).localeCompare(String(y.id)));
     findings.push(...fragmentationFindings(sr, health));
+    const listing = await reflinkListing(backend);
+    if (listing !== undefined) {
+      const { identifyFs } = await import('../backends/reflink/fsinfo.js');
+      findings.push(...sharingFindings(sr, health, identifyFs(listing.dir).kind, listing.dir));
+    }
   }
 
   const count = (s: Severity): number => findings.filter((f) => f.severity === s).length;
@@ -283,6 +288,37 @@ export function fragmentationFindings(sr: SrView, health: ReadonlyArray<Record<s
         'fragmented',
         `VDI ${o.vdi} has ${String(h.extents)} extents in ${h.fragments} fragments (relayout threshold ${threshold}${policy.enabled ? '' : ', relayout off'}): each snapshot copies its whole extent map; ` +
           `${policy.enabled ? 'its next snapshot starts a relayout, or ' : ''}run flatsnap relayout --path DIR --vdi ${o.vdi}`,
+        o.id,
+        o.vdi,
+      ),
+    );
+  }
+  return out;
+}
+
+/**
+ * Reflink: live disks with snapshots of their own whose blocks are still shared, as info.
+ * The guest's first write into a shared block is copy on write, 4-8x slower on XFS
+ * (docs/fragmentation.md, "Unshare"). Right after a snapshot that is the background unshare
+ * still at work; later it is an unshare that stopped (unshare=auto at its reserve, a full
+ * filesystem: SMlog says why) or unshare=off. Not on OCFS2, whose FIEMAP keeps calling a
+ * cluster shared once its count is back to one, nor on other filesystems (full copies).
+ */
+export function sharingFindings(sr: SrView, health: ReadonlyArray<Record<string, unknown>>, fsKind: string, dir: string): Finding[] {
+  if (sr.backend.kind !== 'reflink' || (fsKind !== 'xfs' && fsKind !== 'btrfs')) return [];
+  const snapshotted = new Set(sr.objects.filter((o) => o.kind === 'snapshot' && !o.deleted).map((o) => o.parent));
+  const out: Finding[] = [];
+  for (const h of health) {
+    const o = sr.byId.get(String(h.id));
+    if (o === undefined || o.kind !== 'volume' || o.vdi === undefined || o.deleted || !snapshotted.has(o.id)) continue;
+    if (typeof h.shared_bytes !== 'number' || h.shared_bytes === 0) continue;
+    out.push(
+      finding(
+        'info',
+        'shared',
+        `VDI ${o.vdi} shares ${formatBytes(h.shared_bytes)} of its blocks: the guest's first writes there are copy on write. ` +
+          `After a snapshot the background unshare gives the disk blocks of its own (device-config:unshare, auto: while ${AUTO_UNSHARE_FREE_SHARE * 100} % of the filesystem stays free; SMlog says why a run stopped); ` +
+          `now: flatsnap relayout --path ${dir} --vdi ${o.vdi} --unshare --no-relayout`,
         o.id,
         o.vdi,
       ),

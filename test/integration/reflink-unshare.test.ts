@@ -20,6 +20,7 @@ import { AUTO_UNSHARE_FREE_SHARE } from '../../src/backends/reflink/relayout-pol
 import { identifyFs } from '../../src/backends/reflink/fsinfo.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { Timer, type Io } from '../../src/cli/output.js';
+import { checkCommand } from '../../src/cli/check.js';
 import { relayoutCommand, relayoutLiveDisks } from '../../src/cli/relayout.js';
 import { formatSnapshotName } from '../../src/lineage/names.js';
 import { loadNative } from '../../src/native.js';
@@ -175,6 +176,23 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     const on = await relayoutLiveDisks(dir, 1_000_000, { unshare: true, rewrite: false });
     expect(on.map((r) => r.vdi)).toEqual([clone.id]);
     expect((await stats(clone.handle)).sharedBytes).toBe(0);
+  });
+
+  test('flatsnap check: a snapshotted live disk still sharing blocks is reported (info), and no longer once unshared', async () => {
+    const v = await disk();
+    await snapshot(v);
+    const check = async (): Promise<Array<{ code: string; vdi: string | null; severity: string; message: string }>> => {
+      const lines: string[] = [];
+      const io = { out: (x: string) => lines.push(x), err: (x: string) => lines.push(x) } as unknown as Io;
+      const inv = parseArgs(['check', '--path', dir, '--json']);
+      if (inv.cmd !== 'check') throw new Error(inv.cmd);
+      expect(await checkCommand(inv, io, new Timer())).toBe(0); // info only
+      return (JSON.parse(lines.join('\n')) as { findings: Array<{ code: string; vdi: string | null; severity: string; message: string }> }).findings;
+    };
+    const shared = (await check()).filter((f) => f.code === 'shared');
+    expect(shared).toEqual([expect.objectContaining({ vdi: v.id, severity: 'info', message: expect.stringContaining(`--vdi ${v.id} --unshare`) })]);
+    await unshare(v);
+    expect((await check()).filter((f) => f.code === 'shared')).toEqual([]);
   });
 
   test('after a revert the live image shares with the snapshots and none can donate: the live image moves, once', async () => {
