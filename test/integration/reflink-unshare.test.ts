@@ -195,6 +195,29 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     expect((await check()).filter((f) => f.code === 'shared')).toEqual([]);
   });
 
+  test('with the relayout on, a completed unshare skips the compaction (it would re-copy what the unshare wrote); a stopped one does not', async () => {
+    const v = await disk();
+    await snapshot(v);
+    await relayoutVdi(dir, v.id, { unshare: true, rewrite: false });
+    await rewrite(v.handle, 64);
+    await snapshot(v);
+    const r = await relayoutVdi(dir, v.id, { unshare: true });
+    expect(r.unshare).toMatchObject({ shared_bytes_after: 0, bytes_copied: 64 * BLOCK });
+    expect(r.windows_selected).toBe(0);
+    expect(r.compact_skipped).toMatch(/shares nothing after the unshare/);
+    expect(r.compact_bytes).toBe(0);
+    // Stopped at the auto reserve: the compaction runs as it would without the unshare.
+    await rewrite(v.handle, 64);
+    await snapshot(v);
+    await syncFs(dir);
+    const info = identifyFs(dir);
+    const filler = join(dir, `filler-${randomUUID()}`);
+    await execa('fallocate', ['-l', String(info.availBytes - Math.round(info.totalBytes * AUTO_UNSHARE_FREE_SHARE) - BLOCK), filler]);
+    const stopped = await relayoutVdi(dir, v.id, { unshare: true, unshareIfRoom: true });
+    expect(stopped.unshare!.stopped).toMatch(/not enough free space/);
+    expect(stopped.compact_skipped).toBeUndefined();
+  });
+
   test('after a revert the live image shares with the snapshots and none can donate: the live image moves, once', async () => {
     const v = await disk();
     const s1 = await snapshot(v);
