@@ -25,7 +25,7 @@ import { writeRandom, writeRanges } from './lib/disk.mjs';
 import { BenchSim } from './lib/sim.mjs';
 import { syncFs, xfsLoop } from './lib/storage.mjs';
 
-preflight('unshare-writes', { needs: ['mkfs.xfs', 'losetup', 'fio'] });
+preflight('unshare-writes', { needs: ['mkfs.xfs', 'losetup', 'fio', 'flock'] });
 const SNAPSHOTS = Number(opt('snapshots', '8'));
 const ROUNDS = Number(opt('rounds', '7'));
 const MODE = opt('unshare', undefined);
@@ -53,6 +53,16 @@ function fio(path, seed) {
   return Math.round(JSON.parse(out.slice(out.indexOf('{'))).jobs[0].write.iops);
 }
 
+/** No process holds a flock on `path` (flock(1) -n: exit 1 when one does). */
+function unlocked(path) {
+  try {
+    execFileSync('flock', ['-n', path, 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 await runBench(async (cleanup) => {
   const m = machine();
   const build = pluginIdentity();
@@ -78,7 +88,9 @@ await runBench(async (cleanup) => {
     }
     await sim.call('VDI.snapshot', bRef, {});
     const t0 = now();
-    while (MODE !== 'off' && sharedBytes(b) > 0) {
+    // Until B shares nothing, then until the background run has ended (it holds a flock on
+    // the image until then, and releases the image's reflink flag at the end of its unshare).
+    while (MODE !== 'off' && (sharedBytes(b) > 0 || !unlocked(b))) {
       if (now() - t0 > 600_000) throw new Error('the unshare did not finish in 10 minutes');
       await sleep(100);
     }
@@ -102,7 +114,7 @@ await runBench(async (cleanup) => {
     build,
     storage: 'XFS (mkfs.xfs -m reflink=1 -b size=2048) on a loop device with --direct-io=on over a sparse 6 GiB image',
     method: {
-      disks: `two 1 GiB VDIs of one flatsnap reflink SR (device-config: ${MODE === undefined ? 'the default, unshare=auto' : `unshare=${MODE}`}), written in full: A never snapshotted; B snapshotted ${SNAPSHOTS} times, 10 % rewritten in random 64 KiB blocks between snapshots, ${MODE === 'off' ? 'no wait after the snapshots' : 'each snapshot followed by the wait until B shares no block (its background unshare done)'}`,
+      disks: `two 1 GiB VDIs of one flatsnap reflink SR (device-config: ${MODE === undefined ? 'the default, unshare=auto' : `unshare=${MODE}`}), written in full: A never snapshotted; B snapshotted ${SNAPSHOTS} times, 10 % rewritten in random 64 KiB blocks between snapshots, ${MODE === 'off' ? 'no wait after the snapshots' : 'each snapshot followed by the wait until B shares no block and its background run has ended (no flock on the image)'}`,
       fio: 'O_DIRECT, libaio, iodepth 16, randwrite bs=2k, 16 MiB, end_fsync, a new seed per run; A and B in turns, the order alternating per round',
     },
     unshare_wait_ms: stats(waits, 0),

@@ -13,7 +13,8 @@
  *    filesystem magic, which Node's fs.statfs reports but without f_flags),
  *    ioctl(FS_IOC_FIEMAP) to count and map extents, and for the relayout of a
  *    fragmented image (src/backends/reflink/relayout.ts) ioctl(FICLONERANGE)
- *    and ioctl(FIDEDUPERANGE). Their failures throw an Error whose
+ *    and ioctl(FIDEDUPERANGE), and fallocate(FALLOC_FL_UNSHARE_RANGE), which
+ *    glibc has but Node does not. Their failures throw an Error whose
  *    `code` is the errno name ('EOPNOTSUPP', 'EXDEV', 'ENOSPC', ...), with
  *    `errno` (positive) and `syscall`, like Node's own system errors.
  *
@@ -22,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <node_api.h>
@@ -622,6 +624,31 @@ static napi_value js_dedupe_range(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * unshareRange(fd, offset, length): fallocate(FALLOC_FL_UNSHARE_RANGE |
+ * FALLOC_FL_KEEP_SIZE). The kernel gives the range blocks of its own (copying
+ * what is shared), and XFS then drops the file's reflink flag if no block of it
+ * is shared any more: without that flag a write no longer looks its blocks up
+ * in the refcount btree. fd must be open for writing. EOPNOTSUPP on
+ * filesystems without it (btrfs, OCFS2).
+ */
+static napi_value js_unshare_range(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int fd, rc;
+  __u64 off, len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || arg_int(env, argv[0], &fd) ||
+      arg_u64(env, argv[1], &off) || arg_u64(env, argv[2], &len) || len == 0) {
+    napi_throw_type_error(env, NULL, "unshareRange(fd, offset, length > 0)");
+    return NULL;
+  }
+  do {
+    rc = fallocate(fd, FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, "fallocate(FALLOC_FL_UNSHARE_RANGE)", errno);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lock", NULL, js_lock, NULL, NULL, NULL, napi_default, NULL},
@@ -637,6 +664,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fiemapMap", NULL, js_fiemap_map, NULL, NULL, NULL, napi_default, NULL},
       {"cloneRange", NULL, js_clone_range, NULL, NULL, NULL, napi_default, NULL},
       {"dedupeRange", NULL, js_dedupe_range, NULL, NULL, NULL, napi_default, NULL},
+      {"unshareRange", NULL, js_unshare_range, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -51,6 +51,12 @@ export interface Native {
    * than asked (the filesystem's per-call limit); nothing changes when `same` is false.
    */
   dedupeRange(srcFd: number, srcOffset: number, length: number, dstFd: number, dstOffset: number): { same: boolean; bytes: number };
+  /**
+   * fallocate(FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_KEEP_SIZE): the range gets blocks of its
+   * own (the kernel copies what is shared), and XFS drops the file's reflink flag once no
+   * block of it is shared. fd open for writing; EOPNOTSUPP on btrfs and OCFS2.
+   */
+  unshareRange(fd: number, offset: number, length: number): void;
 }
 
 /** statfs(2) as the addon returns it; block counts are in `frsize` units (`bsize` if 0). */

@@ -99,6 +99,8 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
 
     const r = await unshare(v);
     expect(r.unshare).toMatchObject({ shared_bytes_before: SIZE, shared_bytes_after: 0, holders: 1, holders_moved: 1, bytes_to_donor: 0, bytes_copied: SIZE });
+    // XFS was asked to drop the image's reflink flag (writes then skip the refcount btree).
+    expect(r.unshare!.reflink_flag_released).toBe(true);
     expect(r.skipped).toBeUndefined();
     expect(await hashes([v, s1])).toEqual(before);
     expect((await stats(v.handle)).sharedBytes).toBe(0);
@@ -154,6 +156,7 @@ describeLoopFs('reflink unshare', ['xfs'], () => {
     const auto = await relayoutVdi(dir, v.id, { unshare: true, unshareIfRoom: true, rewrite: false });
     expect(auto.unshare!.stopped).toMatch(/^not enough free space: .* bytes to copy plus \d+ spare/);
     expect(auto.unshare!.shared_bytes_after).toBeGreaterThan(0);
+    expect(auto.unshare!.reflink_flag_released).toBe(false);
     expect(auto.unshare!.bytes_copied).toBeLessThanOrEqual(SIZE / 2);
     expect(identifyFs(dir).availBytes).toBeGreaterThanOrEqual(reserve);
     expect(await hashes([v, s1])).toEqual(before);

@@ -266,7 +266,8 @@ function unshareText(u: UnshareResult | undefined): string {
   return (
     `; unshared the live image: ${u.shared_bytes_before} -> ${u.shared_bytes_after} shared bytes, ${u.holders_moved}/${u.holders} holders moved, ` +
     `${u.bytes_to_donor} bytes onto the previous snapshot's blocks, ${u.bytes_copied} bytes copied in ${u.ms} ms` +
-    (u.stopped !== undefined ? ` (stopped: ${u.stopped})` : '')
+    (u.stopped !== undefined ? ` (stopped: ${u.stopped})` : '') +
+    (u.reflink_flag_released ? ', reflink flag released' : '')
   );
 }
 
