@@ -353,10 +353,10 @@ describeLoopFs('reflink relayout', ['xfs'], () => {
     expect(p1.bytes).toBe(p0.bytes);
     // At most 8 runs, as before, plus the runs of any window left below the threshold.
     expect(p1.runs).toBeLessThanOrEqual(8 + (p0.runs - r.compact_runs_before));
-    // The run's own count is an estimate (runs before, minus those moved, plus the copy's):
-    // where the copy lands right next to a pinned run left in place the two are one.
-    expect(r.pinned_runs_after).toBeGreaterThanOrEqual(p1.runs);
-    expect(r.pinned_runs_after).toBeLessThanOrEqual(p1.runs + 2);
+    // The run's own count is an estimate (runs before, minus those moved, plus the copy's
+    // extents): where the copy lands right next to a pinned run left in place the two are
+    // one, and the copy's one extent can be two runs of the snapshots' maps (seen: 1 for 2).
+    expect(Math.abs(r.pinned_runs_after - p1.runs)).toBeLessThanOrEqual(2);
     expect(await temps()).toEqual([]);
     await syncFs(dir);
     expect(usedBytes(dir) - used).toBeLessThan(2 * MiB);
