@@ -3,6 +3,8 @@
 // skips), and with --xapi against the SR's VDIs in xapi. Exit status 1 if any error or
 // warning is found, or anything is reclaimable.
 import type { StoredObject } from '../backends/backend.js';
+import type { FsKind } from '../backends/reflink/fsinfo.js';
+import type { ReflinkBackend } from '../backends/reflink/backend.js';
 import { checkLineage, compareInventory } from '../lineage/index.js';
 import { vdisInSr } from '../xapi/vdi.js';
 import { XapiError } from '../xapi/errors.js';
@@ -204,10 +206,10 @@ export async function checkCommand(a: CheckArgs, io: Io, timer: Timer): Promise<
     );
     health.sort((x, y) => Number(y.fragments ?? 0) - Number(x.fragments ?? 0) || String(x.id).localeCompare(String(y.id)));
     findings.push(...fragmentationFindings(sr, health));
-    const listing = await reflinkListing(backend);
-    if (listing !== undefined) {
+    if (backend.kind === 'reflink') {
+      const dir = (backend as ReflinkBackend).dir;
       const { identifyFs } = await import('../backends/reflink/fsinfo.js');
-      findings.push(...sharingFindings(sr, health, identifyFs(listing.dir).kind, listing.dir));
+      findings.push(...sharingFindings(sr, health, identifyFs(dir).kind, dir));
     }
   }
 
@@ -304,13 +306,13 @@ export function fragmentationFindings(sr: SrView, health: ReadonlyArray<Record<s
  * filesystem: SMlog says why) or unshare=off. Not on OCFS2, whose FIEMAP keeps calling a
  * cluster shared once its count is back to one, nor on other filesystems (full copies).
  */
-export function sharingFindings(sr: SrView, health: ReadonlyArray<Record<string, unknown>>, fsKind: string, dir: string): Finding[] {
+export function sharingFindings(sr: SrView, health: ReadonlyArray<Record<string, unknown>>, fsKind: FsKind, dir: string): Finding[] {
   if (sr.backend.kind !== 'reflink' || (fsKind !== 'xfs' && fsKind !== 'btrfs')) return [];
-  const snapshotted = new Set(sr.objects.filter((o) => o.kind === 'snapshot' && !o.deleted).map((o) => o.parent));
   const out: Finding[] = [];
   for (const h of health) {
     const o = sr.byId.get(String(h.id));
-    if (o === undefined || o.kind !== 'volume' || o.vdi === undefined || o.deleted || !snapshotted.has(o.id)) continue;
+    // Only disks with snapshot VDIs of their own (the tree's per-volume snapshot index).
+    if (o === undefined || o.kind !== 'volume' || o.vdi === undefined || o.deleted || sr.tree.snapshotIndex(o.id) === undefined) continue;
     if (typeof h.shared_bytes !== 'number' || h.shared_bytes === 0) continue;
     out.push(
       finding(

@@ -223,9 +223,10 @@ export async function relayoutVdi(dir: string, vdi: string, opts: RelayoutOption
     // scattered pieces of its temp file: ~100 MiB a cycle in the bench, a third of the
     // run), and a disk written in place needs no relayout, nor the free space it gathers.
     const unshared = result.unshare !== undefined && result.unshare.stopped === undefined && result.unshare.shared_bytes_after === 0;
-    if (opts.compact !== false && opts.rewrite !== false && unshared && result.windows_selected === 0)
+    const compact = opts.compact !== false && opts.rewrite !== false;
+    if (compact && unshared && result.windows_selected === 0) {
       result.compact_skipped = 'the live image shares nothing after the unshare: no relayout needs the free space';
-    else if (opts.compact !== false && opts.rewrite !== false) {
+    } else if (compact) {
       const c = await compactPinned(
         dir,
         family.map((f) => f.path),
